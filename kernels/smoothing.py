@@ -1,0 +1,682 @@
+"""Smoothers for training curves: EMA family, rolling mean/median, Gaussian, Hampel.
+
+Shared NaN/Inf policy (each docstring restates what applies to it): a non-finite point
+(NaN, +Inf, -Inf) is treated as missing. It contributes nothing to any average or
+median; the output at its position is computed from its finite neighbours. The one
+exception is `debiased_ema`, which passes non-finite points through unchanged because
+that is what TensorBoard does. Non-finite values are evidence, and the NONFINITE rule
+reads them from the raw curve, not from a smoothed one.
+
+Every function takes the data positionally and everything else by keyword, never
+modifies its input, and returns a new float64 array of the input's length.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "ema",
+    "debiased_ema",
+    "time_weighted_ema",
+    "rolling_mean",
+    "rolling_median",
+    "gaussian_smooth",
+    "hampel_filter",
+]
+
+_LN2 = math.log(2.0)
+# 1 / Phi^-1(3/4): scales a median absolute deviation to a standard deviation for
+# Gaussian data (the constant scipy.stats.median_abs_deviation(scale="normal") uses).
+MAD_TO_SD = 1.482602218505602
+
+
+def _as_values(values, name: str) -> np.ndarray:
+    x = np.ascontiguousarray(values, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"{name}: values must be one-dimensional, got shape {x.shape!r}")
+    return x
+
+
+def _as_steps(steps, n: int, name: str) -> np.ndarray:
+    s = np.asarray(steps)
+    if s.ndim != 1 or s.shape[0] != n:
+        raise ValueError(f"{name}: steps has shape {s.shape!r} but values has {n} points")
+    if s.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(s) | (s != np.round(s)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{name}: steps[{i}] = {s[i]!r} is not an integer step")
+    elif s.dtype.kind not in "iu":
+        raise ValueError(f"{name}: steps must be integers, got dtype {s.dtype}")
+    s = np.ascontiguousarray(s, dtype=np.int64)
+    if n > 1:
+        bad = np.flatnonzero(s[1:] <= s[:-1])
+        if bad.size:
+            i = int(bad[0]) + 1
+            raise ValueError(f"{name}: steps must be strictly increasing; steps[{i}] = {int(s[i])} "
+                             f"follows steps[{i - 1}] = {int(s[i - 1])}")
+    return s
+
+
+def _window_bounds(window, center: bool, name: str) -> tuple[int, int]:
+    """(points before i, points after i) in the window at position i."""
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"{name}: window must be a positive integer number of points, got {window!r}")
+    window = int(window)
+    if center:
+        # pandas' convention for rolling(center=True): an even window has one more
+        # point before i than after it.
+        return window // 2, (window - 1) // 2
+    return window - 1, 0
+
+
+def _check_min_periods(min_periods, window: int, name: str) -> int:
+    if isinstance(min_periods, bool) or not isinstance(min_periods, (int, np.integer)) \
+            or not 1 <= min_periods <= window:
+        raise ValueError(f"{name}: min_periods must be an integer in [1, window={window}], got {min_periods!r}")
+    return int(min_periods)
+
+
+# ---------------------------------------------------------------------------------------
+# EMA family
+
+
+@njit(cache=True, nogil=True)
+def _ema_core(values, alpha, out):
+    n = values.shape[0]
+    i = 0
+    # positions before the first finite point stay NaN; the loop after it has no
+    # "is the level set yet" test on the dependency chain
+    while i < n and not np.isfinite(values[i]):
+        out[i] = np.nan
+        i += 1
+    if i == n:
+        return
+    level = values[i]
+    out[i] = level
+    i += 1
+    while i < n:
+        x = values[i]
+        if np.isfinite(x):
+            # the difference form keeps a constant curve exactly constant and loses
+            # nothing on curves offset by 1e9
+            level = level + alpha * (x - level)
+        out[i] = level
+        i += 1
+
+
+def ema(values: np.ndarray, *, alpha: float) -> np.ndarray:
+    """Causal exponential moving average (uses points up to i only).
+
+    level_0 = first finite value; level_i = level_{i-1} + alpha * (x_i - level_{i-1}).
+
+    NaN/Inf: non-finite points are skipped and the average carries across them
+    (the output there is the last level); positions before the first finite point
+    are NaN.
+    Cost: O(n) time, one output array.
+    Matches: pandas ewm(alpha=alpha, adjust=False).mean() and polars
+    ewm_mean(alpha=alpha, adjust=False) on finite input; with NaN (no Inf) it matches
+    pandas ewm(alpha, adjust=False, ignore_na=True), which also skips missing points.
+    """
+    if not isinstance(alpha, (int, float, np.floating)) or not 0.0 < alpha <= 1.0:
+        raise ValueError(f"ema: alpha must be in (0, 1], got {alpha!r}")
+    x = _as_values(values, "ema")
+    out = np.empty_like(x)
+    _ema_core(x, float(alpha), out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _debiased_ema_core(values, weight, out):
+    n = values.shape[0]
+    first = values[0]
+    constant = True
+    for i in range(n):
+        if not values[i] == first:  # NaN breaks constancy, as in TensorBoard
+            constant = False
+            break
+    if constant:
+        for i in range(n):
+            out[i] = values[i]
+        return
+    last = 0.0
+    keep = 1.0 - weight
+    weight_pow = 1.0  # weight ** (number of finite points so far)
+    for i in range(n):
+        x = values[i]
+        if np.isfinite(x):
+            last = last * weight + keep * x
+            weight_pow *= weight
+            out[i] = last / (1.0 - weight_pow)
+        else:
+            out[i] = x
+
+
+def debiased_ema(values: np.ndarray, *, weight: float) -> np.ndarray:
+    """TensorBoard's scalar smoothing: a zero-started EMA divided by its bias 1 - w^k.
+
+    Matched: tensorboard/webapp/widgets/line_chart_v2/data_transformer.ts,
+    `classicSmoothing` ("1st-order IIR low-pass filter", classic TensorBoard
+    2019-2020): if every value equals the first (`==`), the series is returned
+    unchanged (TensorBoard #786); otherwise last = 0, and for each finite y:
+    last = last*w + (1-w)*y, k += 1, out = last / (1 - w^k). So the first finite
+    point is returned as itself and a constant curve stays constant.
+
+    NaN/Inf: non-finite points are passed through unchanged and do not advance k,
+    exactly as TensorBoard does; a NaN anywhere makes the series "not constant".
+    Differences from TensorBoard, on purpose: TensorBoard clamps w into [0, 1] (and at
+    w = 1 draws all zeros); we reject w outside [0, 1) with ValueError. w^k is kept as a
+    running product instead of Math.pow, which differs by a few ulp (rtol ~1e-15).
+    Cost: O(n) time, one output array. Also what MLflow and W&B's "TensorBoard EMA" use.
+    """
+    if not isinstance(weight, (int, float, np.floating)) or not 0.0 <= weight < 1.0:
+        raise ValueError(f"debiased_ema: weight must be in [0, 1), got {weight!r}")
+    x = _as_values(values, "debiased_ema")
+    out = np.empty_like(x)
+    if x.shape[0]:
+        _debiased_ema_core(x, float(weight), out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _time_weighted_ema_core(steps, values, rate, out):
+    n = values.shape[0]
+    i = 0
+    while i < n and not np.isfinite(values[i]):
+        out[i] = np.nan
+        i += 1
+    if i == n:
+        return
+    level = values[i]
+    out[i] = level
+    prev_step = steps[i]
+    last_gap = -1
+    alpha = 0.0
+    i += 1
+    while i < n:
+        x = values[i]
+        if np.isfinite(x):
+            gap = steps[i] - prev_step
+            if gap != last_gap:  # evenly logged curves pay for one expm1, not n
+                alpha = -math.expm1(-rate * gap)
+                last_gap = gap
+            level = level + alpha * (x - level)
+            prev_step = steps[i]
+        out[i] = level
+        i += 1
+
+
+def time_weighted_ema(steps: np.ndarray, values: np.ndarray, *, half_life_steps: float) -> np.ndarray:
+    """Causal EMA for unevenly logged curves: the decay depends on the step gap.
+
+    level_i = level_prev + alpha_i * (x_i - level_prev) with
+    alpha_i = 1 - 0.5 ** ((step_i - step_prev) / half_life_steps), where prev is the
+    previous finite point. So an old value has half its influence after
+    half_life_steps training steps, however densely the curve was logged. On evenly
+    spaced steps (gap g) this equals ema(values, alpha=1 - 0.5 ** (g / half_life_steps)).
+
+    NaN/Inf: non-finite points are skipped (the gap runs from the previous finite point)
+    and the level carries across them; positions before the first finite point are NaN.
+    steps must be strictly increasing integers (ValueError naming the first bad index).
+    Cost: O(n) time; one expm1 per change of gap.
+    Matches: polars ewm_mean_by(by=steps, half_life=...) on finite input (the same
+    recurrence, alpha_i = 1 - exp(-ln2 * gap / half_life)). Unlike W&B's TWEMA it is not
+    debiased: the first point is the value itself, as in ema.
+    """
+    if not isinstance(half_life_steps, (int, float, np.integer, np.floating)) \
+            or not 0.0 < half_life_steps < math.inf:
+        raise ValueError(f"time_weighted_ema: half_life_steps must be a positive finite number, "
+                         f"got {half_life_steps!r}")
+    x = _as_values(values, "time_weighted_ema")
+    s = _as_steps(steps, x.shape[0], "time_weighted_ema")
+    out = np.empty_like(x)
+    _time_weighted_ema_core(s, x, _LN2 / float(half_life_steps), out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Rolling mean
+
+
+@njit(cache=True, nogil=True)
+def _rolling_mean_core(values, before, after, min_periods, out):
+    n = values.shape[0]
+    # Neumaier-compensated running sum: a plain running sum that adds 1e300 and later
+    # subtracts it keeps none of the small values it held, and drifts on 1e9 offsets
+    total = 0.0
+    comp = 0.0
+    count = 0
+    added = 0
+    removed = 0
+    for i in range(n):
+        lo = i - before
+        while removed < lo:
+            v = values[removed]
+            if np.isfinite(v):
+                v = -v
+                t = total + v
+                if abs(total) >= abs(v):
+                    comp += (total - t) + v
+                else:
+                    comp += (v - t) + total
+                total = t
+                count -= 1
+                if count == 0:
+                    total = 0.0
+                    comp = 0.0
+            removed += 1
+        hi = i + after
+        if hi > n - 1:
+            hi = n - 1
+        while added <= hi:
+            v = values[added]
+            if np.isfinite(v):
+                t = total + v
+                if abs(total) >= abs(v):
+                    comp += (total - t) + v
+                else:
+                    comp += (v - t) + total
+                total = t
+                count += 1
+            added += 1
+        if count >= min_periods:
+            out[i] = (total + comp) / count
+        else:
+            out[i] = np.nan
+
+
+def rolling_mean(values: np.ndarray, *, window: int, center: bool = False,
+                 min_periods: int = 1) -> np.ndarray:
+    """Mean of the finite values in a window of `window` points around each point.
+
+    Causal (center=False): points i-window+1 .. i. Centred: i-window//2 .. i+(window-1)//2
+    (pandas' rolling(center=True) convention; an odd window is symmetric). Windows are
+    cut at the ends of the curve.
+
+    NaN/Inf: non-finite points are skipped; the output is NaN where the window holds
+    fewer than min_periods finite points (default 1: a value wherever any finite point
+    is in reach, so the ends of the curve are smoothed over shorter windows).
+    Cost: O(n) time, one output array; the running sum is compensated (Neumaier), so a
+    1e300 spike entering and leaving the window does not wipe out the sum.
+    Matches: bottleneck.move_mean(values, window, min_count=min_periods) and pandas
+    rolling(window, min_periods, center).mean() on input whose non-finite points are NaN.
+    """
+    x = _as_values(values, "rolling_mean")
+    before, after = _window_bounds(window, center, "rolling_mean")
+    mp = _check_min_periods(min_periods, int(window), "rolling_mean")
+    out = np.empty_like(x)
+    _rolling_mean_core(x, before, after, mp, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Rolling median: two indexed heaps (a max-heap of the lower half stored as negated
+# keys, and a min-heap of the upper half), O(log w) per point.
+
+
+@njit(cache=True, nogil=True)
+def _sift_up(keys, slots, heap, k, slot_pos):
+    key = keys[heap, k]
+    s = slots[heap, k]
+    while k > 0:
+        p = (k - 1) >> 1
+        if keys[heap, p] <= key:
+            break
+        keys[heap, k] = keys[heap, p]
+        slots[heap, k] = slots[heap, p]
+        slot_pos[slots[heap, k]] = k
+        k = p
+    keys[heap, k] = key
+    slots[heap, k] = s
+    slot_pos[s] = k
+
+
+@njit(cache=True, nogil=True)
+def _sift_down(keys, slots, heap, k, size, slot_pos):
+    key = keys[heap, k]
+    s = slots[heap, k]
+    while True:
+        c = 2 * k + 1
+        if c >= size:
+            break
+        if c + 1 < size and keys[heap, c + 1] < keys[heap, c]:
+            c += 1
+        if keys[heap, c] >= key:
+            break
+        keys[heap, k] = keys[heap, c]
+        slots[heap, k] = slots[heap, c]
+        slot_pos[slots[heap, k]] = k
+        k = c
+    keys[heap, k] = key
+    slots[heap, k] = s
+    slot_pos[s] = k
+
+
+@njit(cache=True, nogil=True)
+def _heap_push(keys, slots, sizes, heap, key, s, slot_heap, slot_pos):
+    k = sizes[heap]
+    sizes[heap] = k + 1
+    keys[heap, k] = key
+    slots[heap, k] = s
+    slot_heap[s] = heap
+    _sift_up(keys, slots, heap, k, slot_pos)
+
+
+@njit(cache=True, nogil=True)
+def _heap_delete(keys, slots, sizes, heap, k, slot_heap, slot_pos):
+    slot_heap[slots[heap, k]] = -1
+    last = sizes[heap] - 1
+    sizes[heap] = last
+    if k != last:
+        keys[heap, k] = keys[heap, last]
+        slots[heap, k] = slots[heap, last]
+        slot_pos[slots[heap, k]] = k
+        if k > 0 and keys[heap, k] < keys[heap, (k - 1) >> 1]:
+            _sift_up(keys, slots, heap, k, slot_pos)
+        else:
+            _sift_down(keys, slots, heap, k, last, slot_pos)
+
+
+@njit(cache=True, nogil=True)
+def _rebalance(keys, slots, sizes, slot_heap, slot_pos):
+    # heap 0 (lower half, keys negated) holds as many points as heap 1 or one more
+    while sizes[0] > sizes[1] + 1:
+        s = slots[0, 0]
+        v = -keys[0, 0]
+        _heap_delete(keys, slots, sizes, 0, 0, slot_heap, slot_pos)
+        _heap_push(keys, slots, sizes, 1, v, s, slot_heap, slot_pos)
+    while sizes[1] > sizes[0]:
+        s = slots[1, 0]
+        v = keys[1, 0]
+        _heap_delete(keys, slots, sizes, 1, 0, slot_heap, slot_pos)
+        _heap_push(keys, slots, sizes, 0, -v, s, slot_heap, slot_pos)
+
+
+@njit(cache=True, nogil=True)
+def _rolling_median_core(values, before, after, min_periods, out):
+    n = values.shape[0]
+    cap = before + after + 1
+    keys = np.empty((2, cap), dtype=np.float64)
+    slots = np.empty((2, cap), dtype=np.int64)
+    sizes = np.zeros(2, dtype=np.int64)
+    slot_heap = np.full(cap, -1, dtype=np.int64)  # -1: slot empty or non-finite
+    slot_pos = np.zeros(cap, dtype=np.int64)
+    added = 0
+    removed = 0
+    add_slot = 0  # points enter and leave in order, so a ring of slots needs no modulo
+    rem_slot = 0
+    for i in range(n):
+        lo = i - before
+        # remove before adding: the ring has exactly `cap` slots
+        while removed < lo:
+            h = slot_heap[rem_slot]
+            if h >= 0:
+                _heap_delete(keys, slots, sizes, h, slot_pos[rem_slot], slot_heap, slot_pos)
+                _rebalance(keys, slots, sizes, slot_heap, slot_pos)
+            removed += 1
+            rem_slot += 1
+            if rem_slot == cap:
+                rem_slot = 0
+        hi = i + after
+        if hi > n - 1:
+            hi = n - 1
+        while added <= hi:
+            v = values[added]
+            if np.isfinite(v):
+                if sizes[0] == 0 or v <= -keys[0, 0]:
+                    _heap_push(keys, slots, sizes, 0, -v, add_slot, slot_heap, slot_pos)
+                else:
+                    _heap_push(keys, slots, sizes, 1, v, add_slot, slot_heap, slot_pos)
+                _rebalance(keys, slots, sizes, slot_heap, slot_pos)
+            else:
+                slot_heap[add_slot] = -1
+            added += 1
+            add_slot += 1
+            if add_slot == cap:
+                add_slot = 0
+        count = sizes[0] + sizes[1]
+        if count < min_periods:
+            out[i] = np.nan
+        elif sizes[0] > sizes[1]:
+            out[i] = -keys[0, 0]
+        else:
+            # halves first: never overflows, and equals (a + b) / 2 whenever that doesn't
+            out[i] = 0.5 * (-keys[0, 0]) + 0.5 * keys[1, 0]
+
+
+def rolling_median(values: np.ndarray, *, window: int, center: bool = False,
+                   min_periods: int = 1) -> np.ndarray:
+    """Median of the finite values in a window of `window` points around each point.
+
+    Causal (center=False): points i-window+1 .. i. Centred: i-window//2 .. i+(window-1)//2
+    (pandas' convention). Windows are cut at the ends of the curve. An even count of
+    finite points gives the mean of the two middle values.
+
+    NaN/Inf: non-finite points are skipped; the output is NaN where the window holds
+    fewer than min_periods finite points (default 1).
+    Cost: O(n log window) time with two indexed heaps, O(window) extra memory.
+    Matches: bottleneck.move_median(values, window, min_count=min_periods) (causal) and
+    pandas rolling(window, min_periods, center=True).median() on input whose non-finite
+    points are NaN.
+    """
+    x = _as_values(values, "rolling_median")
+    before, after = _window_bounds(window, center, "rolling_median")
+    mp = _check_min_periods(min_periods, int(window), "rolling_median")
+    out = np.empty_like(x)
+    _rolling_median_core(x, before, after, mp, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Gaussian
+
+
+@njit(cache=True, nogil=True)
+def _gaussian_core(steps, values, radius, table, offset, out):
+    n = values.shape[0]
+    lo = 0
+    hi = 0
+    for i in range(n):
+        si = steps[i]
+        while steps[lo] < si - radius:
+            lo += 1
+        while hi < n and steps[hi] <= si + radius:
+            hi += 1
+        sw = 0.0
+        swx = 0.0
+        for j in range(lo, hi):
+            v = values[j]
+            if np.isfinite(v):
+                d = steps[j] - si
+                if d < 0:
+                    d = -d
+                w = table[d]
+                sw += w
+                swx += w * (v - offset)
+        if sw > 0.0:
+            out[i] = swx / sw + offset
+        else:
+            out[i] = np.nan
+
+
+_MAX_GAUSSIAN_TABLE = 1 << 24
+
+
+def gaussian_smooth(steps: np.ndarray, values: np.ndarray, *, sigma_steps: float) -> np.ndarray:
+    """Two-sided Gaussian kernel smoother with the kernel measured in training steps.
+
+    out_i = sum_j w_ij x_j / sum_j w_ij over finite x_j with |step_j - step_i| <= 4 sigma,
+    w_ij = exp(-(step_j - step_i)^2 / (2 sigma^2)). Because the weights are renormalised
+    over the points present, uneven logging and the ends of the curve need no padding:
+    near an end the kernel is one-sided (where scipy.ndimage.gaussian_filter1d would
+    reflect the curve).
+
+    NaN/Inf: non-finite points are skipped (weight 0); the output is NaN only where no
+    finite point lies within 4 sigma. steps: strictly increasing integers.
+    Cost: O(n * k) time where k is the number of points within +-4 sigma (a weight table
+    over integer gaps replaces exp); O(4 sigma) extra memory.
+    Matches: scipy.ndimage.gaussian_filter1d(values, sigma, truncate=4.0) on evenly
+    spaced steps away from the ends, when int(4 sigma + 0.5) == floor(4 sigma) (scipy
+    rounds its radius to nearest, we cut at 4 sigma exactly).
+    """
+    if not isinstance(sigma_steps, (int, float, np.integer, np.floating)) or not 0.0 < sigma_steps < math.inf:
+        raise ValueError(f"gaussian_smooth: sigma_steps must be a positive finite number, got {sigma_steps!r}")
+    x = _as_values(values, "gaussian_smooth")
+    s = _as_steps(steps, x.shape[0], "gaussian_smooth")
+    radius = int(math.floor(4.0 * float(sigma_steps)))
+    if radius + 1 > _MAX_GAUSSIAN_TABLE:
+        raise ValueError(f"gaussian_smooth: sigma_steps={sigma_steps!r} spans more than "
+                         f"{_MAX_GAUSSIAN_TABLE // 4:,} steps; downsample the curve first")
+    d = np.arange(radius + 1, dtype=np.float64) / float(sigma_steps)
+    table = np.exp(-0.5 * d * d)
+    out = np.empty_like(x)
+    finite = x[np.isfinite(x)]
+    # sums taken around the first finite value: raw sums lose digits on 1e9 offsets
+    offset = float(finite[0]) if finite.size else 0.0
+    if x.shape[0]:
+        _gaussian_core(s, x, radius, table, offset, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Rolling median and MAD together (Hampel, rolling noise): a sorted copy of the window.
+# Insertion and removal shift O(window) contiguous doubles (cheap for windows up to a
+# few thousand points); the MAD is then a k-th smallest of two sorted runs, O(log w).
+
+
+@njit(cache=True, nogil=True)
+def _lower_bound(buf, m, v):
+    lo = 0
+    hi = m
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if buf[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _kth_abs_deviation(buf, m, p, med, k):
+    """k-th smallest (0-based) of |buf[j] - med| over the sorted buf[:m]; p is the
+    first index with buf[p] >= med. Left run: med - buf[p-1-t]; right: buf[p+t] - med."""
+    n_left = p
+    n_right = m - p
+    lo = k + 1 - n_right
+    if lo < 0:
+        lo = 0
+    hi = k + 1
+    if hi > n_left:
+        hi = n_left
+    while lo < hi:
+        i = (lo + hi) >> 1
+        j = k + 1 - i
+        if j > 0 and (med - buf[p - 1 - i]) < (buf[p + j - 1] - med):
+            lo = i + 1
+        else:
+            hi = i
+    i = lo
+    j = k + 1 - i
+    best = -np.inf
+    if i > 0:
+        best = med - buf[p - i]
+    if j > 0:
+        r = buf[p + j - 1] - med
+        if r > best:
+            best = r
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _rolling_median_mad_core(values, before, after, min_count, med_out, mad_out):
+    n = values.shape[0]
+    cap = before + after + 1
+    buf = np.empty(cap, dtype=np.float64)
+    m = 0
+    added = 0
+    removed = 0
+    for i in range(n):
+        lo = i - before
+        while removed < lo:
+            v = values[removed]
+            if np.isfinite(v):
+                p = _lower_bound(buf, m, v)
+                for k in range(p, m - 1):
+                    buf[k] = buf[k + 1]
+                m -= 1
+            removed += 1
+        hi = i + after
+        if hi > n - 1:
+            hi = n - 1
+        while added <= hi:
+            v = values[added]
+            if np.isfinite(v):
+                p = _lower_bound(buf, m, v)
+                for k in range(m, p, -1):
+                    buf[k] = buf[k - 1]
+                buf[p] = v
+                m += 1
+            added += 1
+        if m < min_count or m == 0:
+            med_out[i] = np.nan
+            mad_out[i] = np.nan
+            continue
+        half = m >> 1
+        if m & 1:
+            med = buf[half]
+        else:
+            med = 0.5 * buf[half - 1] + 0.5 * buf[half]
+        p = _lower_bound(buf, m, med)
+        if m & 1:
+            mad = _kth_abs_deviation(buf, m, p, med, half)
+        else:
+            mad = 0.5 * _kth_abs_deviation(buf, m, p, med, half - 1) \
+                + 0.5 * _kth_abs_deviation(buf, m, p, med, half)
+        med_out[i] = med
+        mad_out[i] = mad
+
+
+@njit(cache=True, nogil=True)
+def _hampel_core(values, med, mad, threshold, out):
+    for i in range(values.shape[0]):
+        x = values[i]
+        if np.isnan(med[i]):
+            out[i] = x
+        elif not np.isfinite(x) or abs(x - med[i]) > threshold * mad[i]:
+            out[i] = med[i]
+        else:
+            out[i] = x
+
+
+def hampel_filter(values: np.ndarray, *, window: int, n_sigmas: float = 3.0) -> np.ndarray:
+    """Robust spike remover: a point far from its window's median is replaced by it.
+
+    With med_i and MAD_i the median and median absolute deviation of the finite values
+    in the centred window of `window` points (i-window//2 .. i+(window-1)//2, cut at the
+    ends), x_i is replaced by med_i when |x_i - med_i| > n_sigmas * 1.4826 * MAD_i, and
+    kept otherwise. Where MAD_i is 0 (a flat window) any departure from the median is
+    replaced: that is the textbook Hampel rule, kept as is.
+
+    NaN/Inf: non-finite points are skipped when computing med/MAD and are themselves
+    replaced by med_i (they are the heaviest spikes); a point whose window holds no
+    finite value is returned unchanged.
+    Cost: O(n * window) worst case (a sorted window shifted by memmove-like loops,
+    fast for windows up to a few thousand points), O(window) extra memory.
+    Matches: the Hampel identifier as in sktime/hampel packages with a window of
+    2k+1 points and scale 1.4826.
+    """
+    if not isinstance(n_sigmas, (int, float, np.integer, np.floating)) or not 0.0 <= n_sigmas < math.inf:
+        raise ValueError(f"hampel_filter: n_sigmas must be a non-negative finite number, got {n_sigmas!r}")
+    x = _as_values(values, "hampel_filter")
+    before, after = _window_bounds(window, True, "hampel_filter")
+    med = np.empty_like(x)
+    mad = np.empty_like(x)
+    _rolling_median_mad_core(x, before, after, 1, med, mad)
+    out = np.empty_like(x)
+    _hampel_core(x, med, mad, float(n_sigmas) * MAD_TO_SD, out)
+    return out
