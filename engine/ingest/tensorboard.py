@@ -617,6 +617,8 @@ def scan_file(path: Path, *, verify_crc: bool = True) -> FileScan:
         raise IngestError(f"byte {rec_pos:,} (record {nrec + 1:,}): {_REASONS[status]}; nothing was ingested",
                           path=str(path))
     torn_at = rec_pos if status == _TORN else None
+    if n == 0:
+        torn_at = None  # an empty file: a writer created it and wrote nothing yet (see read)
     if torn_at is not None and nrec == 0:
         raise IngestError(f"byte 0: the file holds no complete TFRecord ({n:,} bytes; "
                           "empty, truncated or not a TensorBoard event file); nothing was ingested",
@@ -778,10 +780,17 @@ def read(path: Path, *, run: str | None = None, options: IngestOptions = IngestO
             rel = str(f.relative_to(root)) if root in f.parents or f.parent == root else f.name
             scans.append((scan, prefix, rel))
         scans.sort(key=lambda t: _file_order_key(t[0], t[2]))
+        empty = [rel for scan, _, rel in scans if scan.n_bytes == 0]
+        if empty and len(empty) == len(scans) and len(groups) == 1:
+            raise IngestError("byte 0: the event file is empty (0 bytes); nothing was ingested",
+                              path=str(path if path.is_file() else root / empty[0]))
         attrs = attributes.setdefault(run_name, {})
         attrs["event_files"] = [rel for _, _, rel in scans]
         run_metric_seq = []  # (metric id array, step array, file index) per file, for resumes
         for fi, (scan, prefix, rel) in enumerate(scans):
+            if scan.n_bytes == 0:
+                events.append(Event(run=run_name, step=0, kind="note", detail=f"{rel}: empty event file (0 bytes)"))
+                attrs.setdefault("empty_files", []).append(rel)
             if scan.torn_at is not None:
                 lost = scan.n_bytes - scan.torn_at
                 last_step = int(scan.step[-1]) if scan.step.shape[0] else 0
