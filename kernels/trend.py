@@ -358,6 +358,9 @@ def _norm_ppf(p: float) -> float:
     steps on math.erfc (no scipy in kernels); agrees with scipy.stats.norm.ppf to ~1e-15."""
     if not 0.0 < p < 1.0:
         return -math.inf if p <= 0.0 else math.inf
+    if p > 0.5:
+        # 1 - p is exact here (Sterbenz); Newton on the upper tail would lose digits
+        return -_norm_ppf(1.0 - p)
     a = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
          1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00)
     b = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
