@@ -668,8 +668,8 @@ def megatron_spikes(values: np.ndarray, *, factor: float = 10.0, num_samples: in
     """
     if not math.isfinite(factor):
         raise ValueError(f"megatron_spikes: factor must be finite, got {factor!r}")
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 0:
-        raise ValueError(f"megatron_spikes: num_samples must be an integer >= 0, got {num_samples!r}")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+        raise ValueError(f"megatron_spikes: num_samples must be an integer >= 1 (the source has no max before its first sample), got {num_samples!r}")
     x = np.ascontiguousarray(values, dtype=np.float64)
     out = np.zeros(x.shape[0], dtype=np.bool_)
     _megatron_core(x, float(factor), int(num_samples), out)
