@@ -548,3 +548,275 @@ def segment_costs(values: np.ndarray, breakpoints, *, cost: str = "l2") -> np.nd
     out = np.empty(b.shape[0], dtype=np.float64)
     _segment_costs_core(x, b, kind, out)
     return out
+
+
+# --------------------------------------------------------------------------- multi-scale
+
+@njit(cache=True, nogil=True)
+def _range_sums(x, ref, block, pre, a, b):
+    """Sums of d and d^2 (d = x - ref) over x[a:b], from the block prefix sums plus the
+    two partial blocks: O(block)."""
+    ga = a // block
+    gb = b // block
+    pa1 = 0.0
+    pa2 = 0.0
+    for i in range(ga * block, a):
+        d = x[i] - ref
+        pa1 += d
+        pa2 += d * d
+    pb1 = 0.0
+    pb2 = 0.0
+    for i in range(gb * block, b):
+        d = x[i] - ref
+        pb1 += d
+        pb2 += d * d
+    s1 = (pre[gb, 0] - pre[ga, 0]) + (pre[gb, 1] - pre[ga, 1]) + (pb1 - pa1)
+    s2 = (pre[gb, 2] - pre[ga, 2]) + (pre[gb, 3] - pre[ga, 3]) + (pb2 - pa2)
+    return s1, s2
+
+
+@njit(cache=True, nogil=True)
+def _l2(length, s1, s2):
+    if length <= 0:
+        return 0.0
+    c = s2 - s1 * s1 / length
+    return c if c > 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _refine_core(x, ref, block, pre, bk, nb, min_size, radius, penalty, max_passes):
+    """Local exact search around coarse breakpoints bk[0:nb] (bk[nb-1] = n).
+
+    Repeats until nothing moves: (1) each breakpoint in turn moves to the position in
+    [b - radius, b + radius] (kept min_size from its neighbours) that minimises the
+    cost of its two segments, the smallest position on a tie; (2) a breakpoint whose
+    removal lowers the penalised cost is removed. Returns the new count."""
+    for _ in range(max_passes):
+        changed = False
+        for k in range(nb - 1):
+            a = 0 if k == 0 else bk[k - 1]
+            c = bk[k + 1]
+            lo = max(a + min_size, bk[k] - radius)
+            hi = min(c - min_size, bk[k] + radius)
+            if lo > hi:
+                continue
+            t1, t2 = _range_sums(x, ref, block, pre, a, c)
+            r1, r2 = _range_sums(x, ref, block, pre, a, lo)
+            best = np.inf
+            bt = bk[k]
+            for tau in range(lo, hi + 1):
+                v = _l2(tau - a, r1, r2) + _l2(c - tau, t1 - r1, t2 - r2)
+                if v < best:
+                    best = v
+                    bt = tau
+                d = x[tau] - ref
+                r1 += d
+                r2 += d * d
+            if bt != bk[k]:
+                bk[k] = bt
+                changed = True
+        k = 0
+        while k < nb - 1:
+            a = 0 if k == 0 else bk[k - 1]
+            b = bk[k]
+            c = bk[k + 1]
+            l1, l2 = _range_sums(x, ref, block, pre, a, b)
+            t1, t2 = _range_sums(x, ref, block, pre, a, c)
+            split = _l2(b - a, l1, l2) + _l2(c - b, t1 - l1, t2 - l2) + penalty
+            if _l2(c - a, t1, t2) < split:
+                for i in range(k, nb - 1):
+                    bk[i] = bk[i + 1]
+                nb -= 1
+                changed = True
+            else:
+                k += 1
+        if not changed:
+            break
+    return nb
+
+
+def pelt_multiscale(values: np.ndarray, *, penalty: float, block: int | None = None,
+                    min_size: int = 2, radius: int = 2, cost: str = "l2") -> np.ndarray:
+    """PELT for long curves: exact PELT on a block grid, then a local exact refinement.
+
+    Stage 1 runs optimal-pruning PELT with breakpoints restricted to multiples of
+    `block` (the full-resolution L2 cost and the same penalty, so this is the exact
+    optimum over block-aligned segmentations; it equals pelt(..., jump=block)).
+    Stage 2 moves each breakpoint to its best full-resolution position within
+    +/- radius blocks given its neighbours, drops breakpoints whose removal lowers
+    the penalised cost, and repeats until stable. block=None picks ceil(n / 10_000).
+
+    How close to pelt(jump=1): on changes that stand clear of the noise and segments
+    longer than a few blocks it returns exactly the same breakpoints (tested); a
+    segment shorter than about 2 blocks can be missed or merged, and on smooth drifts
+    (a decaying loss) the breakpoints differ while the penalised cost stays within a
+    small fraction of the optimum (measured in tests/kernels/test_changepoints.py:
+    test_multiscale_close_on_loss_curves).
+    Only cost="l2". NaN/Inf: dropped; see the module docstring.
+    Cost: O(n) time for the prefix sums and the refinement, plus PELT on n / block grid
+    points; O(n / block) extra memory.
+    """
+    fn = "pelt_multiscale"
+    penalty = _check_penalty(fn, penalty)
+    min_size = _check_int("min_size", fn, min_size, 1)
+    radius = _check_int("radius", fn, radius, 1)
+    kind = _check_cost(fn, cost)
+    if kind != _L2:
+        raise ValueError(f"pelt_multiscale: only cost='l2' is supported, got {cost!r}")
+    x = _as_values(values, fn)
+    xf, keep = _finite_part(x)
+    n = xf.shape[0]
+    if block is None:
+        block = max(1, -(-n // 10_000))
+    block = _check_int("block", fn, block, 1)
+    if n < min_size or block == 1:
+        bk = _pelt_compact(xf, penalty, min_size, 1, _L2, False)
+    else:
+        ref = _mean_core(xf)
+        pos_all = np.concatenate((np.arange(0, n, block, dtype=np.int64),
+                                  np.array([n], dtype=np.int64)))
+        pre_all = np.empty((pos_all.shape[0], 6), dtype=np.float64)
+        _grid_prefix_core(xf, ref, pos_all, False, pre_all)
+        sel = np.flatnonzero((pos_all == 0) | (pos_all >= min_size))
+        pos = np.ascontiguousarray(pos_all[sel])
+        pre = np.ascontiguousarray(pre_all[sel])
+        out = np.empty(pos.shape[0], dtype=np.int64)
+        cnt = _pelt_core(pos, pre, _L2, penalty, min_size, block, False, out)
+        nb = _refine_core(xf, ref, block, pre_all, out, cnt, min_size, radius * block,
+                          penalty, 50)
+        bk = out[:nb].copy()
+    if bk.shape[0] == 0 and x.shape[0] > 0:
+        bk = np.array([n], dtype=np.int64)
+    return _to_original(bk, keep, x.shape[0])
+
+
+# --------------------------------------------------------------------------- penalties
+
+def noise_penalty(values: np.ndarray, *, kind: str = "bic", cost: str = "l2") -> float:
+    """A penalty for pelt/binseg from the curve's own noise level.
+
+    sigma = 1.4826 * MAD(first differences) / sqrt(2) (kernels.noise.mad_noise; when
+    more than half the differences are equal, as on quantised logs, the MAD is 0 and
+    sigma = 1.2533 * mean|d - median(d)| / sqrt(2) instead). With p parameters per
+    segment (1 for "l2": the mean; 2 for "linear": intercept and slope) and n finite
+    points:
+      kind="bic":  penalty = (p + 1) * sigma^2 * log(n)   (l2: 2 sigma^2 log n)
+      kind="mbic": penalty = (p + 2) * sigma^2 * log(n)   (l2: 3 sigma^2 log n, the
+                   per-change part of Zhang & Siegmund's MBIC, R changepoint's
+                   pen.value; its segment-length term is left out)
+    These are the Gaussian-likelihood penalties expressed in units of the L2 cost
+    (-2 log L = RSS / sigma^2). Differences assume independent noise: on strongly
+    autocorrelated curves sigma is underestimated and too many changes are found;
+    crops() shows the whole range instead of one value.
+    NaN/Inf: dropped. Fewer than 3 finite points or a constant curve give 0.0.
+    """
+    from kernels.noise import mad_noise
+
+    if kind not in ("bic", "mbic"):
+        raise ValueError(f"noise_penalty: kind must be 'bic' or 'mbic', got {kind!r}")
+    k = _check_cost("noise_penalty", cost)
+    x = _as_values(values, "noise_penalty")
+    xf = x[np.isfinite(x)]
+    n = xf.shape[0]
+    if n < 3:
+        return 0.0
+    sigma = float(mad_noise(xf))
+    if not sigma > 0.0:
+        d = np.diff(xf)
+        sigma = 1.2533141373155003 * float(np.mean(np.abs(d - np.median(d)))) / math.sqrt(2.0)
+    p = 1 if k == _L2 else 2
+    factor = p + 1 if kind == "bic" else p + 2
+    return float(factor * sigma * sigma * math.log(n))
+
+
+class PenaltyPath(NamedTuple):
+    """The distinct optimal segmentations over a penalty range, fewest penalties first
+    (most changepoints first). Segmentation i is optimal for every penalty in
+    [penalty_low[i], penalty_high[i]]; it was computed at penalty[i]."""
+    penalty: np.ndarray
+    penalty_low: np.ndarray
+    penalty_high: np.ndarray
+    n_changepoints: np.ndarray
+    cost: np.ndarray
+    breakpoints: list
+
+
+def crops(values: np.ndarray, *, penalty_min: float, penalty_max: float, min_size: int = 2,
+          jump: int = 1, cost: str = "l2", max_runs: int = 500) -> PenaltyPath:
+    """Every optimal segmentation for penalties in [penalty_min, penalty_max] (CROPS,
+    Haynes, Eckley & Fearnhead 2017), so a user need not guess one penalty.
+
+    Runs optimal-pruning PELT at both ends, then at the penalty where the
+    segmentations found on either side of an interval cost the same,
+    (cost_fewer - cost_more) / (changes_more - changes_fewer), and recurses while the
+    interval still hides a segmentation; at most max_runs PELT runs (the path is then
+    incomplete between the last penalties tried).
+    Returns a PenaltyPath; cost is the unpenalised sum of segment costs.
+    NaN/Inf: dropped; see the module docstring.
+    Cost: one PELT per distinct segmentation plus at most as many again.
+    """
+    fn = "crops"
+    lo = _check_penalty(fn, penalty_min, "penalty_min")
+    hi = _check_penalty(fn, penalty_max, "penalty_max")
+    if lo > hi:
+        raise ValueError(f"crops: penalty_min {penalty_min!r} is above penalty_max {penalty_max!r}")
+    min_size = _check_int("min_size", fn, min_size, 1)
+    jump = _check_int("jump", fn, jump, 1)
+    max_runs = _check_int("max_runs", fn, max_runs, 2)
+    kind = _check_cost(fn, cost)
+    m = _effective_min_size(kind, min_size)
+    x = _as_values(values, fn)
+    xf, keep = _finite_part(x)
+    n = xf.shape[0]
+    pos = pre = None
+    if n >= m:
+        pos = _grid(n, m, jump)
+        pre = _prefix(xf, pos, kind)
+    runs: dict[float, tuple] = {}
+
+    def run(pen):
+        if pos is None:
+            bk = np.array([n], dtype=np.int64) if n else np.zeros(0, np.int64)
+        else:
+            out = np.empty(pos.shape[0], dtype=np.int64)
+            cnt = _pelt_core(pos, pre, kind, pen, m, jump, False, out)
+            bk = out[:cnt].copy()
+        c = np.empty(bk.shape[0], dtype=np.float64)
+        _segment_costs_core(xf, bk, kind, c)
+        runs[pen] = (bk, max(bk.shape[0] - 1, 0), float(c.sum()))
+        return runs[pen]
+
+    run(lo)
+    if hi != lo:
+        run(hi)
+    stack = [(lo, hi)] if hi != lo else []
+    while stack and len(runs) < max_runs:
+        b0, b1 = stack.pop()
+        _, m0, q0 = runs[b0]
+        _, m1, q1 = runs[b1]
+        if m0 > m1 + 1:
+            bint = (q1 - q0) / (m0 - m1)
+            if not b0 < bint < b1:
+                continue
+            _, mi, _ = run(bint)
+            if mi != m1:
+                stack.append((bint, b1))
+                stack.append((b0, bint))
+    # one segmentation per number of changes (the first penalty that found it)
+    best: dict[int, tuple] = {}
+    for pen in sorted(runs):
+        bk, k, q = runs[pen]
+        if k not in best:
+            best[k] = (pen, bk, q)
+    ks = sorted(best, reverse=True)
+    pens = np.array([best[k][0] for k in ks], dtype=np.float64)
+    costs = np.array([best[k][2] for k in ks], dtype=np.float64)
+    counts = np.array(ks, dtype=np.int64)
+    low = np.empty(len(ks))
+    high = np.empty(len(ks))
+    for i in range(len(ks)):
+        low[i] = lo if i == 0 else min(max((costs[i] - costs[i - 1]) / (counts[i - 1] - counts[i]), lo), hi)
+        high[i] = hi if i == len(ks) - 1 else min(max((costs[i + 1] - costs[i]) / (counts[i] - counts[i + 1]), lo), hi)
+    bks = [_to_original(best[k][1], keep, x.shape[0]) if best[k][1].shape[0] or x.shape[0] == 0
+           else np.array([x.shape[0]], np.int64) for k in ks]
+    return PenaltyPath(pens, low, high, counts, costs, bks)
