@@ -670,7 +670,8 @@ def divergence(rng, name):
 
 
 def _recovery_steps(height, tau, noise):
-    return int(math.ceil(tau * math.log(max(height / max(noise, 1e-12), 1.0))))
+    # back within 2 noise units of the curve (the analysis' recovery criterion)
+    return int(math.ceil(tau * math.log(max(height / max(2 * noise, 1e-12), 1.0))))
 
 
 def loss_spike(rng, name):
