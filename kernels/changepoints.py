@@ -635,6 +635,33 @@ def _refine_core(x, ref, block, pre, bk, nb, min_size, radius, penalty, max_pass
     return nb
 
 
+def _resolve_short_runs(x, bk, penalty, min_size, block, short_blocks=3):
+    """Re-solve at full resolution (optimal PELT, ends fixed) every run of consecutive
+    coarse segments shorter than short_blocks blocks: there the block grid is too coarse
+    (the steep start of a loss curve, bursts of changes). Such runs are where changes
+    are dense, which is where PELT's pruning works well."""
+    starts = np.concatenate(([0], bk[:-1]))
+    short = (bk - starts) <= short_blocks * block
+    if not short.any():
+        return bk.copy()
+    pieces = []
+    i = 0
+    k = bk.shape[0]
+    while i < k:
+        if not short[i]:
+            pieces.append(bk[i:i + 1])
+            i += 1
+            continue
+        j = i
+        while j + 1 < k and short[j + 1]:
+            j += 1
+        s, e = int(starts[i]), int(bk[j])
+        sub = _pelt_compact(np.ascontiguousarray(x[s:e]), penalty, min_size, 1, _L2, False)
+        pieces.append(sub + s)
+        i = j + 1
+    return np.ascontiguousarray(np.concatenate(pieces), dtype=np.int64)
+
+
 def pelt_multiscale(values: np.ndarray, *, penalty: float, block: int | None = None,
                     min_size: int = 2, radius: int = 2, cost: str = "l2") -> np.ndarray:
     """PELT for long curves: exact PELT on a block grid, then a local exact refinement.
@@ -642,7 +669,9 @@ def pelt_multiscale(values: np.ndarray, *, penalty: float, block: int | None = N
     Stage 1 runs optimal-pruning PELT with breakpoints restricted to multiples of
     `block` (the full-resolution L2 cost and the same penalty, so this is the exact
     optimum over block-aligned segmentations; it equals pelt(..., jump=block)).
-    Stage 2 moves each breakpoint to its best full-resolution position within
+    Stage 2 re-solves exactly at full resolution every run of coarse segments shorter
+    than 3 blocks (with its two ends fixed), then moves each breakpoint to its best
+    full-resolution position within
     +/- radius blocks given its neighbours, drops breakpoints whose removal lowers
     the penalised cost, and repeats until stable. block=None picks ceil(n / 10_000).
 
@@ -682,9 +711,10 @@ def pelt_multiscale(values: np.ndarray, *, penalty: float, block: int | None = N
         pre = np.ascontiguousarray(pre_all[sel])
         out = np.empty(pos.shape[0], dtype=np.int64)
         cnt = _pelt_core(pos, pre, _L2, penalty, min_size, block, False, out)
-        nb = _refine_core(xf, ref, block, pre_all, out, cnt, min_size, radius * block,
-                          penalty, 50)
-        bk = out[:nb].copy()
+        coarse = _resolve_short_runs(xf, out[:cnt], penalty, min_size, block)
+        nb = _refine_core(xf, ref, block, pre_all, coarse, coarse.shape[0], min_size,
+                          radius * block, penalty, 50)
+        bk = coarse[:nb].copy()
     if bk.shape[0] == 0 and x.shape[0] > 0:
         bk = np.array([n], dtype=np.int64)
     return _to_original(bk, keep, x.shape[0])
