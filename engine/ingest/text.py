@@ -83,13 +83,26 @@ _WS = re.compile(r"\s+")
 DICT_SUMMARY = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
 
 
+_NAMES: dict[str, str] = {}
+
+
 def _name(key: str) -> str:
-    return _WS.sub("_", key.strip())
+    name = _NAMES.get(key)
+    if name is None:
+        name = _WS.sub("_", key.strip())
+        if len(_NAMES) < 100_000:
+            _NAMES[key] = name
+    return name
 
 
 def _value(token: str):
     """float, or the string 'unit' / 'text' saying why the token is not a value."""
     t = token.strip().rstrip(",;")
+    if t[-1:].isdigit():  # the common case; a unit or a word never ends in a digit
+        try:
+            return float(t)
+        except ValueError:
+            return "text"
     try:
         return float(t)
     except ValueError:
