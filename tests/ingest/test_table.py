@@ -223,3 +223,21 @@ def test_large_wide_table_matches_unpivot(tmp_path):
     assert df["metric"].to_list() == ref["metric"].to_list()
     np.testing.assert_allclose(df["value"].to_numpy(), ref["value"].to_numpy(), rtol=1e-15)
     assert df["step"].to_list() == ref["step"].to_list()
+
+
+def test_jsonl_fast_path_agrees_with_line_reader(tmp_path):
+    p = tmp_path / "flat.jsonl"
+    p.write_text('{"step": 1, "loss": NaN, "acc": 1}\n\n{"step": 2, "loss": Infinity, "acc": 0.5}\n'
+                 '{"step": 3, "loss": 1.0}\n')
+    fast = table._read_jsonl_arrow(p)
+    assert fast is not None  # flat numeric: the pyarrow path is taken
+    df = frame(table.read(p))
+    df_slow, where = table._read_jsonl(p)
+    slow = frame(table.frame_to_parsed(df_slow, p, where, run=None, source=str(p)))
+    assert df.select("metric", "step").rows() == slow.select("metric", "step").rows() == [
+        ("loss", 1), ("acc", 1), ("loss", 2), ("acc", 2), ("loss", 3)]
+    np.testing.assert_array_equal(df["value"].to_numpy(), slow["value"].to_numpy())
+    # a bad cell after a blank line: the exact physical line is named (line-reader fallback)
+    p.write_text('{"step": 1, "loss": 1.0}\n\n{"step": 2.5, "loss": 1.0}\n')
+    with pytest.raises(IngestError, match=r"line 3: column \"step\" holds '2.5'"):
+        table.read(p)
