@@ -39,9 +39,11 @@ def _prepare(name: str, steps, values, n_out: int, min_out: int):
     return s, y
 
 
-def _nonfinite_run_ends(y: np.ndarray) -> np.ndarray:
+def _nonfinite_run_ends(y: np.ndarray, all_finite: bool = False) -> np.ndarray:
     """First and last index of every maximal run of non-finite points of one kind
     (NaN, +Inf, -Inf): enough to draw where a curve broke, without keeping millions of them."""
+    if all_finite:
+        return np.empty(0, dtype=np.int64)
     kind = np.where(np.isnan(y), 1, np.where(y == np.inf, 2, np.where(y == -np.inf, 3, 0))).astype(np.int8)
     bad = np.flatnonzero(kind)
     if bad.size == 0:
@@ -55,7 +57,8 @@ def _nonfinite_run_ends(y: np.ndarray) -> np.ndarray:
 
 
 def _finish(selected_finite: np.ndarray, fin: np.ndarray, y: np.ndarray, keep_ends: bool) -> np.ndarray:
-    parts = [fin[selected_finite], _nonfinite_run_ends(y)]
+    all_finite = fin.shape[0] == y.shape[0]
+    parts = [selected_finite if all_finite else fin[selected_finite], _nonfinite_run_ends(y, all_finite)]
     if keep_ends and y.shape[0]:
         parts.append(np.array([0, y.shape[0] - 1], dtype=np.int64))
     return np.unique(np.concatenate(parts)).astype(np.int64)
@@ -151,8 +154,9 @@ def lttb(steps: np.ndarray, values: np.ndarray, *, n_out: int) -> np.ndarray:
     if m <= n_out:
         sel = np.arange(m, dtype=np.int64)
     else:
-        xs = np.ascontiguousarray(s[fin])
-        ys = np.ascontiguousarray(y[fin])
+        all_finite = m == y.shape[0]  # skip the compacting copies on clean curves
+        xs = s if all_finite else np.ascontiguousarray(s[fin])
+        ys = y if all_finite else np.ascontiguousarray(y[fin])
         sel = np.empty(n_out, dtype=np.int64)
         _lttb_core(xs, ys, int(n_out), sel)
     return _finish(sel, fin, y, keep_ends=False)
@@ -239,8 +243,10 @@ def _extremes(name, steps, values, n_out, per_bin, min_out):
     else:
         nb = int(n_out) // per_bin
         buf = np.empty(per_bin * nb + 8, dtype=np.int64)
-        c = _bucket_extremes_core(np.ascontiguousarray(s[fin]), np.ascontiguousarray(y[fin]), nb,
-                                  per_bin == 4, buf)
+        all_finite = m == y.shape[0]
+        xs = s if all_finite else np.ascontiguousarray(s[fin])
+        ys = y if all_finite else np.ascontiguousarray(y[fin])
+        c = _bucket_extremes_core(xs, ys, nb, per_bin == 4, buf)
         sel = buf[:c]
     return _finish(sel, fin, y, keep_ends=True)
 
