@@ -125,14 +125,14 @@ def read(path: Path, *, run: str | None = None, options: IngestOptions = IngestO
     history = state["log_history"]
     run = run or default_run_name(path)
 
-    # First pass: which keys are ever numeric, so that a later string under such a key is
-    # an error while a key that is always a string is skipped as a label.
-    numeric_keys = set()
-    for entry in history:
-        if isinstance(entry, dict):
-            for k, v in entry.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    numeric_keys.add(k)
+    numeric_keys = None  # keys that are a number somewhere: computed on the first non-number
+
+    def is_numeric_key(key):
+        nonlocal numeric_keys
+        if numeric_keys is None:
+            numeric_keys = {k for e in history if isinstance(e, dict) for k, v in e.items()
+                            if type(v) is int or type(v) is float}
+        return key in numeric_keys
 
     metrics: list[str] = []
     steps: list[int] = []
@@ -164,11 +164,16 @@ def read(path: Path, *, run: str | None = None, options: IngestOptions = IngestO
             raise IngestError(f"log_history entry {i:,} has step {s:,}, beyond int64.",
                               path=str(path))
         for k, v in entry.items():
-            if k == "step":
+            tv = type(v)
+            if tv is float or tv is int:  # the common case, kept cheap (bool is not int here)
+                if k != "step":
+                    metrics.append(k)
+                    steps.append(s)
+                    values.append(v)
                 continue
             x = _number(v)
             if x is None:
-                if k in numeric_keys and isinstance(v, str):
+                if isinstance(v, str) and is_numeric_key(k):
                     raise IngestError(
                         f"log_history entry {i:,} (step {s:,}): key {k!r} holds {v!r}; it is a "
                         "number in other entries, expected a number.", path=str(path), metric=k)
