@@ -106,7 +106,7 @@ def rolling_noise(values: np.ndarray, *, window: int, center: bool = False) -> n
     _diffs_in_place(x, d)
     med = np.empty_like(x)
     mad = np.empty_like(x)
-    _rolling_median_mad_core(d, before, after, 2, med, mad)
+    _rolling_median_mad_core(d, before, after, 2, True, med, mad)
     mad *= NOISE_SCALE
     return mad
 

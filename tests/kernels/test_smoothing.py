@@ -373,3 +373,21 @@ def test_hampel_removes_spikes_and_keeps_noise():
     assert np.all(np.abs(out[[50, 51, 200, 333, 120]] - clean[[50, 51, 200, 333, 120]]) < 0.3), out[[50, 51, 200, 333]]
     untouched = np.abs(out - x) == 0
     assert untouched.mean() > 0.9  # Gaussian noise beyond 3 robust sd is rare
+
+
+@pytest.mark.parametrize("sorted_max", [0, 10**9], ids=["heaps_only", "sorted_only"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rolling_median_both_algorithms(monkeypatch, sorted_max, seed):
+    # rolling_median picks a sorted window for small windows and two heaps above; each
+    # algorithm must match the twin on every window size, ties and NaN runs included
+    import kernels.smoothing as smoothing
+    monkeypatch.setattr(smoothing, "_SORTED_MAX_WINDOW", sorted_max)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 6, 300).astype(np.float64)  # many ties
+    x[rng.choice(300, 40, replace=False)] = math.nan
+    x[100:130] = math.inf
+    x[200] = -math.inf
+    for window in (1, 2, 3, 8, 17, 33, 64):
+        for center in (False, True):
+            close(rolling_median(x, window=window, center=center), rolling_median_ref(x, window, center), x,
+                  msg=f"sorted_max={sorted_max} seed={seed} w={window} c={center}")
