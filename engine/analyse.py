@@ -21,15 +21,18 @@ Decisions (and why):
   curve logged at steps 100, 200, 400, 800 gets per-step slopes. Breakpoints are mapped
   back to real logged steps.
 - The PELT penalty comes from the noise of the working series:
-  ``penalty_factor * sigma_w**2 * log(n_w)``, sigma_w the larger of the difference-based
-  and the residual-based robust sd (autocorrelated noise fools the first).
+  ``penalty_factor * sigma_w**2 * log(n_w) * (1 + rho) / (1 - rho)``, sigma_w the larger
+  of the difference-based and the residual-based robust sd and rho the lag-1
+  autocorrelation of the residuals (clipped to [0, 0.9]): autocorrelated training noise
+  makes wiggles that a white-noise penalty would cut into segments.
 - Segments are classified by an equivalence test: a segment is a **plateau** when the
   95% confidence interval of its projected change (slope x length, HAC/Newey-West
   standard error from statsmodels) lies inside +/- band, band = max(plateau_noise x the
   segment's residual noise, plateau_rel x the curve's total change); otherwise
   **descent** or **ascent** by the sign of the slope (in value terms: a rising accuracy
-  is an ascent; rules combine ``kind`` with the metric's direction). Adjacent segments
-  of the same kind are merged unless a level shift separates them.
+  is an ascent; rules combine ``kind`` with the metric's direction). Adjacent plateaus
+  are merged unless a level shift separates them; adjacent descents (ascents) only when
+  their slopes agree within ci_z combined standard errors as well.
 - Level shifts: at each breakpoint, the jump between the two fitted lines at the
   boundary, in noise units; those above ``shift_noise`` are listed in extra ``shifts``.
 - Spikes come from ``kernels.spikes.find_spikes`` on all finite points, in the bad
@@ -76,7 +79,8 @@ class AnalysisParams:
     plateau_noise: float = 2.0  # plateau band in residual-noise units...
     plateau_rel: float = 0.005  # ...or as a share of the curve's total change, whichever is larger
     ci_z: float = 1.96  # two-sided 95% interval for the equivalence test
-    shift_noise: float = 4.0  # a jump at a breakpoint above this many noise units is a level shift
+    shift_noise: float = 4.0  # a jump at a breakpoint above this many noise units is a level shift...
+    min_shift_points: int = 8  # ...when both sides hold at least this many raw points
     spike_window: int = 101
     spike_threshold_z: float = 6.0
     fast_points: int = 10  # fast recovery: within this many logged points...
@@ -266,6 +270,9 @@ def analyse_curve(steps, values, *, direction: str = "min", kind: str = "other",
         if ranges:
             x = x.copy()
             for a, b in ranges:  # a straight bridge between the levels around the event
+                # the relaxation goes on past the recovery point (an exponential tail
+                # within 2 noise units), so the bridge is twice the event's length
+                b = min(m, b + (b - a))
                 y0 = float(np.median(x_raw[max(0, a - 5):a])) if a > 0 else float(baseline[a])
                 y1 = float(np.median(x_raw[b:b + 5]))
                 x[a:b] = np.linspace(y0, y1, b - a + 2)[1:-1]
@@ -326,7 +333,7 @@ def analyse_curve(steps, values, *, direction: str = "min", kind: str = "other",
             extra["step_near_best"] = _nearest_step(s, float(ws[k]))
 
     # ---- segments
-    segments, shifts = _segments(s, x, ws, wx, smooth, resid, bounds, p, span)
+    segments, shifts = _segments(s, x, ws, wx, smooth, resid, bounds, p, span, noise_resid)
     row["n_segments"] = len(segments)
     extra["shifts"] = shifts
 
@@ -377,16 +384,22 @@ def _clean(obj):
     return obj
 
 
-def _segments(s, x, ws, wx, smooth, resid, bounds, p: AnalysisParams, span):
+def _segments(s, x, ws, wx, smooth, resid, bounds, p: AnalysisParams, span, fallback_noise):
     """Changepoints on the working series, slopes with HAC SEs, equivalence-test kinds."""
     nw = wx.size
-    m = x.size
+    fallback_noise = fallback_noise if math.isfinite(fallback_noise) else 0.0
     total_change = float(np.ptp(smooth)) if smooth.size else 0.0
     if nw >= p.min_points_segments and np.ptp(wx) > 0:
         sig_diff = _noise.mad_noise(wx)
         sig_res = _robust_sd(wx - smooth)
         sigma = max(v for v in (sig_diff, sig_res, 1e-12 * max(abs(wx).max(), 1e-300)) if math.isfinite(v))
-        penalty = p.penalty_factor * sigma * sigma * math.log(nw)
+        # autocorrelated noise makes wiggles that look like structure: scale the penalty
+        # by the long-run variance factor (1 + rho) / (1 - rho) of the working residuals
+        rw = wx - smooth
+        rw = rw - rw.mean()
+        den = float(rw @ rw)
+        rho = min(max(float(rw[1:] @ rw[:-1]) / den, 0.0), 0.9) if den > 0 else 0.0
+        penalty = p.penalty_factor * sigma * sigma * math.log(nw) * (1 + rho) / (1 - rho)
         min_size = max(p.min_size_points, int(p.min_size_rel * nw))
         if nw >= 2 * min_size:
             bk = _cp.pelt(wx, penalty=penalty, min_size=min_size, jump=1, cost="linear", pruning="optimal")
@@ -429,20 +442,24 @@ def _segments(s, x, ws, wx, smooth, resid, bounds, p: AnalysisParams, span):
         tb = 0.5 * (ws[left["b"] - 1] + ws[right["a"]])
         yl = left["level"] + (left["slope"] if math.isfinite(left["slope"]) else 0.0) * (tb - left["t_mean"])
         yr = right["level"] + (right["slope"] if math.isfinite(right["slope"]) else 0.0) * (tb - right["t_mean"])
-        nz = np.nanmax([left["noise"], right["noise"], 1e-300])
-        return yr - yl, (yr - yl) / nz
+        nz = max((v for v in (left["noise"], right["noise"]) if math.isfinite(v)), default=fallback_noise)
+        return yr - yl, ((yr - yl) / nz if nz > 0 else math.copysign(math.inf, yr - yl) if yr != yl else 0.0)
 
     shifts = []
     for left, right in zip(segs[:-1], segs[1:]):
         d, dz = jump(left, right)
-        left["shift_after"] = abs(dz) >= p.shift_noise
+        # lines through 3-5 sparse points of a curved eval curve disagree at their
+        # boundary without any discontinuity: shifts need min_shift_points on each side
+        enough = min(left["rb"] - left["ra"], right["rb"] - right["ra"]) >= p.min_shift_points
+        left["shift_after"] = enough and abs(dz) >= p.shift_noise
         if left["shift_after"]:
             shifts.append(dict(step=int(s[right["ra"]]), delta=float(d), delta_noise=float(dz)))
     # merge neighbours of the same kind not separated by a level shift
     merged = [segs[0]] if segs else []
     for seg in segs[1:]:
         prev = merged[-1]
-        if seg["kind"] == prev["kind"] and not prev.get("shift_after", False):
+        if seg["kind"] == prev["kind"] and not prev.get("shift_after", False) and (
+                seg["kind"] == "plateau" or _compatible(prev, seg, p.ci_z)):
             new = fit(prev["a"], seg["b"])
             new["kind"] = classify(new)
             new["shift_after"] = seg.get("shift_after", False)
@@ -453,6 +470,15 @@ def _segments(s, x, ws, wx, smooth, resid, bounds, p: AnalysisParams, span):
     out = [dict(step_start=g["step_start"], step_end=g["step_end"], kind=g["kind"], slope=_nan(g["slope"]),
                 slope_se=_nan(g["se"]), level=_nan(g["level"])) for g in merged]
     return out, shifts
+
+
+def _compatible(a, b, z):
+    """Slopes equal within z combined standard errors (descent pieces of a curved
+    decay are not merged: the last piece's slope is what the tail rules need)."""
+    se = math.hypot(_nan(a["se"]) if math.isfinite(a["se"]) else 0.0, _nan(b["se"]) if math.isfinite(b["se"]) else 0.0)
+    if not (math.isfinite(a["slope"]) and math.isfinite(b["slope"])):
+        return True
+    return abs(a["slope"] - b["slope"]) <= z * se
 
 
 def _nan(v):
@@ -496,6 +522,8 @@ def _power_law(s, x, sign, p: AnalysisParams, row, extra, span):
     extra["fit_residual_sd"] = fit.residual_sd
     extra["fit_alpha_se"] = fit.alpha_se
     row["fit_ok"] = bool(fit.converged)
+    if not fit.converged:  # the kernel says: do not trust the numbers
+        return
     row["fit_l_inf"] = sign * fit.l_inf
     row["fit_a"] = sign * fit.a
     row["fit_alpha"] = fit.alpha
@@ -517,7 +545,7 @@ def _find_spikes(s, x, direction, p: AnalysisParams, span, spacing):
     Detection runs on r = x - centred rolling median (window 2 x spike_window + 1):
     without detrending, the rolling MAD of a falling loss holds the trend and a 35-noise
     jump scored z = 3.5 (loss_spike seed 3 at step 2,860). Peak and height come from
-    kernels.spikes.find_spikes on r. Recovery is measured on the raw values: the first
+    kernels.spikes.find_spikes on r in local noise units (below). Recovery is measured on the raw values: the first
     later point within 2 local noise units of the level before the spike; none means
     never (a level shift or divergence).
     """
@@ -527,8 +555,19 @@ def _find_spikes(s, x, direction, p: AnalysisParams, span, spacing):
     baseline = _smooth.rolling_median(x, window=base_w, center=True)
     r = x - baseline
     d = -1 if direction == "max" else 1
-    idx, step, height, _, _ = _spikes.find_spikes(s, r, window=window, threshold_z=p.spike_threshold_z,
-                                                  direction=d)
+    # Scale: r is divided by the local difference-based noise (kernels.noise.rolling_noise,
+    # centred) before the kernel sees it, and the kernel's scale is floored at 1 (one
+    # local noise unit). On a steep monotone stretch a median filter reproduces the curve,
+    # r == 0 and the window MAD is 0, so an unfloored (or globally floored) scale turned
+    # 2-sigma wiggles into z = 10 spikes (healthy_step_lr seed 1 at step 930, overfitting
+    # seed 1 at epoch 45); the global noise is no floor on heteroscedastic curves either.
+    local = _noise.rolling_noise(x, window=base_w, center=True)
+    gnoise = _noise.mad_noise(x)
+    tiny = max(1e-12 * float(np.max(np.abs(x))), 1e-300)
+    lo = 0.1 * gnoise if math.isfinite(gnoise) and gnoise > 0 else tiny
+    local = np.where(np.isfinite(local), np.maximum(local, lo), lo)
+    idx, step, height, _, _ = _spikes.find_spikes(s, r / local, window=window, threshold_z=p.spike_threshold_z,
+                                                  direction=d, scale_floor=1.0)
     fast = max(p.fast_points * (spacing if math.isfinite(spacing) else 1.0), p.fast_rel * span)
     out, ranges = [], []
     for i, h in zip(idx, height):
@@ -536,8 +575,7 @@ def _find_spikes(s, x, direction, p: AnalysisParams, span, spacing):
         a = max(0, i - window)
         pre_r = r[a:i]
         scale = MAD_TO_SD * float(np.median(np.abs(pre_r - np.median(pre_r)))) if pre_r.size >= 3 else math.nan
-        if not scale > 0:
-            scale = abs(float(r[i])) / max(float(h), 1e-12)
+        scale = max(scale, float(local[max(i - 1, 0)])) if math.isfinite(scale) else float(local[max(i - 1, 0)])
         start = i
         while start > 0 and i - start < 50 and d * r[start - 1] > 3 * scale:
             start -= 1
