@@ -51,6 +51,11 @@ class IngestOptions:
     """
 
     text_patterns: list[str] = field(default_factory=list)
+    # Binary logs (TensorBoard, .wandb): a half-written last record is reported as a
+    # note event and in the run's attributes; strict_tail=True refuses such files.
+    strict_tail: bool = False
+    # TensorBoard: verify the masked CRC-32C of every record (about 1.5 s per 4M events).
+    verify_crc: bool = True
 
 
 @dataclass
