@@ -512,17 +512,37 @@ class PowerLawFit(NamedTuple):
 
 
 @njit(cache=True, nogil=True)
-def _log_bins_core(logt, y, t0_log, width, nbins, sum_t, sum_y, cnt):
-    """Accumulate points into log-spaced bins [t0_log + b*width, ...)."""
-    for i in range(logt.shape[0]):
-        b = int((logt[i] - t0_log) / width)
-        if b >= nbins:
-            b = nbins - 1
-        if b < 0:
-            b = 0
-        sum_t[b] += math.exp(logt[i])
-        sum_y[b] += y[i]
-        cnt[b] += 1.0
+def _usable_range_core(t, y):
+    """(count, min t, max t) over points with finite t and y and t > 0."""
+    m = 0
+    lo = np.inf
+    hi = -np.inf
+    for i in range(t.shape[0]):
+        ti = t[i]
+        if np.isfinite(ti) and np.isfinite(y[i]) and ti > 0.0:
+            m += 1
+            if ti < lo:
+                lo = ti
+            if ti > hi:
+                hi = ti
+    return m, lo, hi
+
+
+@njit(cache=True, nogil=True)
+def _log_bins_core(t, y, t0_log, width, nbins, sum_t, sum_y, cnt):
+    """Accumulate the usable points into log-spaced bins [t0_log + b*width, ...):
+    one pass over the raw arrays, no filtered copies (10^7 points: no 240 MB of masks)."""
+    for i in range(t.shape[0]):
+        ti = t[i]
+        if np.isfinite(ti) and np.isfinite(y[i]) and ti > 0.0:
+            b = int((math.log(ti) - t0_log) / width) if width > 0.0 else 0
+            if b >= nbins:
+                b = nbins - 1
+            if b < 0:
+                b = 0
+            sum_t[b] += ti
+            sum_y[b] += y[i]
+            cnt[b] += 1.0
 
 
 @njit(cache=True, nogil=True)
@@ -709,19 +729,17 @@ def _fit_power_law_core(logt, y, w, log_lo, log_hi, grid, out, jtj):
 
 
 def _log_bin(t: np.ndarray, y: np.ndarray, max_points: int):
-    """(bin mean step, bin mean value, count) over max_points log-spaced bins of
-    [t.min(), t.max()], empty bins removed."""
-    logt = np.log(t)
-    lo = float(logt.min())
-    hi = float(logt.max())
-    width = (hi - lo) / max_points
+    """(bin mean step, bin mean value, count) over max_points log-spaced bins of the
+    usable points' [min t, max t] (finite t and y, t > 0), empty bins removed."""
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    m, tmin, tmax = _usable_range_core(t, y)
     sum_t = np.zeros(max_points)
     sum_y = np.zeros(max_points)
     cnt = np.zeros(max_points)
-    if width > 0:
-        _log_bins_core(logt, y, lo, width, max_points, sum_t, sum_y, cnt)
-    else:
-        sum_t[0], sum_y[0], cnt[0] = t.sum(), y.sum(), t.size
+    if m:
+        lo = math.log(tmin)
+        _log_bins_core(t, y, lo, (math.log(tmax) - lo) / max_points, max_points, sum_t, sum_y, cnt)
     keep = cnt > 0
     return sum_t[keep] / cnt[keep], sum_y[keep] / cnt[keep], cnt[keep]
 
@@ -764,11 +782,8 @@ def fit_power_law(steps, values, *, max_points: int = 2000,
     if s.ndim != 1 or s.shape[0] != n:
         raise ValueError(f"fit_power_law: steps must be 1-D with the same length as "
                          f"values ({n}), got shape {s.shape}")
-    t = np.asarray(s, dtype=np.float64)
-    keep = np.isfinite(t) & np.isfinite(y) & (t > 0)
-    t = t[keep]
-    y = y[keep]
-    m = t.shape[0]
+    t = np.ascontiguousarray(s, dtype=np.float64)
+    m = _usable_range_core(t, y)[0]
     nan = math.nan
     nan_cov = np.full((3, 3), nan)
     if m < 4:
@@ -776,7 +791,8 @@ def fit_power_law(steps, values, *, max_points: int = 2000,
     if m > max_points:
         tb, yb, wb = _log_bin(t, y, int(max_points))
     else:
-        tb, yb, wb = t, y, np.ones(m)
+        keep = np.isfinite(t) & np.isfinite(y) & (t > 0)
+        tb, yb, wb = t[keep], y[keep], np.ones(m)
     nb = tb.shape[0]
     if nb < 4 or np.unique(tb).size < 3:
         return PowerLawFit(nan, nan, nan, nan, nan, nan, nan, m, nb, False, 1, nan_cov)
