@@ -1,0 +1,77 @@
+"""The rule registry: an explicit list, no import magic.
+
+``RULES`` lists every rule function (each carries ``.rule``: code, summary, scope).
+``run_rules(ctx, thresholds)`` runs them on one RunContext: objective and cross rules
+first (in list order), then summary rules (HEALTHY) which see the findings so far in
+``ctx.findings``. Findings are returned sorted by severity (critical first), then step.
+
+To add a rule: write its module, import it below, append its function to RULES, add
+its table to engine/thresholds.toml (see engine/rules/base.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.rules import healthy
+from engine.rules.base import Finding, RunContext, Thresholds, load_thresholds
+
+# --- per-objective rules (one module each)
+PER_OBJECTIVE: list = []
+
+# --- cross-objective rules (append yours here)
+CROSS: list = []
+
+RULES = PER_OBJECTIVE + CROSS + [healthy.healthy]
+
+_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def rule_by_code(code: str):
+    for fn in RULES:
+        if fn.rule.code == code:
+            return fn
+    raise KeyError(f"no rule {code!r}; known: {', '.join(fn.rule.code for fn in RULES)}")
+
+
+def resolve_thresholds(thresholds) -> dict[str, Thresholds]:
+    """None -> shipped defaults; a path -> defaults overridden by that file; a dict of
+    Thresholds -> as is; a plain dict {code: {key: value}} -> defaults with those keys
+    replaced (checked like a user file)."""
+    if thresholds is None:
+        return load_thresholds()
+    if isinstance(thresholds, (str, Path)):
+        return load_thresholds(thresholds)
+    if isinstance(thresholds, dict) and all(isinstance(v, Thresholds) for v in thresholds.values()):
+        base = load_thresholds()
+        base.update(thresholds)
+        return base
+    if isinstance(thresholds, dict):
+        from engine.rules.base import override_thresholds
+        return override_thresholds(load_thresholds(), thresholds, source="<thresholds dict>")
+    raise TypeError(f"thresholds: expected None, a TOML path or a dict, got {type(thresholds).__name__}")
+
+
+def run_rules(ctx: RunContext, thresholds=None, *, rules=None) -> list[Finding]:
+    """All rules on one run; returns its findings (critical first, then by step)."""
+    th = resolve_thresholds(thresholds)
+    rules = RULES if rules is None else rules
+    ctx.findings = []
+    ordered = [r for r in rules if r.rule.scope != "summary"] + [r for r in rules if r.rule.scope == "summary"]
+    for fn in ordered:
+        code = fn.rule.code
+        try:
+            got = fn(ctx, th[code])
+        except Exception as e:  # a rule bug must name the rule and the run
+            raise RuntimeError(f"rule {code} failed on run {ctx.run!r}: {type(e).__name__}: {e}") from e
+        if got is None:
+            continue
+        if isinstance(got, Finding):
+            got = [got]
+        ctx.findings.extend(got)
+    return sorted(ctx.findings, key=lambda f: (_SEVERITY_ORDER[f.severity],
+                                               f.step_start if f.step_start is not None else -1, f.code))
+
+
+__all__ = ["RULES", "PER_OBJECTIVE", "CROSS", "run_rules", "rule_by_code", "resolve_thresholds",
+           "RunContext", "Finding", "load_thresholds"]
