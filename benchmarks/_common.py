@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -62,9 +61,14 @@ def compile_time(fn, *args, **kwargs) -> float:
 
 
 def peak_rss_mb(code: str) -> float:
-    """Peak RSS (MiB) of a fresh Python subprocess running `code` (after imports)."""
-    proc = subprocess.run([sys.executable, "-c", code + "\nimport resource,sys;"
-                           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+    """Peak RSS (MiB) of a fresh Python subprocess running `code`.
+
+    Read from the child's own /proc/self/status VmHWM: ru_maxrss is inherited across
+    fork/exec on Linux, so a child of a big benchmark process would report the parent's
+    peak instead of its own."""
+    probe = ("\nfor _l in open('/proc/self/status'):\n"
+             "    if _l.startswith('VmHWM:'): print(int(_l.split()[1]))\n")
+    proc = subprocess.run([sys.executable, "-c", code + probe],
                           capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
