@@ -16,7 +16,9 @@ finite points sorted by step, with slopes d_i = (lr_i - lr_{i-1}) / (s_i - s_{i-
 - |d_i| >= NEIGHBOUR_RATIO * max(|d_{i-1}|, |d_{i+1}|)           (default 4; a missing
   neighbour counts as 0).
 
-The event is at step s_i (the first step logged at the new rate).
+A rise from exactly 0 is the start of a warmup (hidden between two logged points when the
+warmup is shorter than the logging interval), not an event. The event is at step s_i
+(the first step logged at the new rate).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def lr_change_steps(steps: np.ndarray, values: np.ndarray, *, min_jump_rel: floa
     prev_slope = np.concatenate([[0.0], slope[:-1]])
     next_slope = np.concatenate([slope[1:], [0.0]])
     scale = np.maximum(np.abs(v[1:]), np.abs(v[:-1]))
-    jump = (np.abs(dv) >= min_jump_rel * scale) & (np.abs(dv) > 0)
+    jump = (np.abs(dv) >= min_jump_rel * scale) & (np.abs(dv) > 0) & (v[:-1] != 0)
     isolated = slope >= neighbour_ratio * np.maximum(prev_slope, next_slope)
     idx = np.nonzero(jump & isolated)[0]
     return [(int(s[i + 1]), float(v[i]), float(v[i + 1])) for i in idx]

@@ -265,10 +265,12 @@ def infer(name: str) -> MetricRole:
 
 def override(role: MetricRole, fields: dict) -> MetricRole:
     """Apply user-set fields; when the kind changes and the direction is not given, the
-    direction follows the new kind."""
+    direction follows the new kind (and a 'proxy' role, which only rewards have, goes)."""
     if not fields:
         return role
     new = replace(role, **fields, inferred=False)
     if "kind" in fields and "direction" not in fields:
         new = replace(new, direction=KIND_DIRECTION[new.kind])
+    if "kind" in fields and "role" not in fields and new.kind != "reward":
+        new = replace(new, role=",".join(r for r in new.role.split(",") if r and r != "proxy"))
     return new
