@@ -297,6 +297,7 @@ def _sft(rng, run, *, epochs=None, steps_per_epoch=None, logging_steps=None, eva
     else:  # small improvements per epoch, no rise
         gen = gen - 0.02 * base * epoch_idx
     val = gen[vsteps] * (1 + 0.0015 * rng.standard_normal(len(vsteps)))
+    best_step = int(vsteps[int(np.argmin(gen[vsteps]))])  # minimum of the clean eval curve
     dec = 4
     run.curve("loss", steps, train, split="train", kind="loss", objective="sft", direction="min",
               decimals=dec)
@@ -312,7 +313,7 @@ def _sft(rng, run, *, epochs=None, steps_per_epoch=None, logging_steps=None, eva
         run.event(e * spe, "phase", f"epoch {e + 1}")
     run.params.update(epochs=epochs, steps_per_epoch=spe, logging_steps=logging_steps,
                       eval_mode=eval_mode, noise_rel=round(float(noise_rel), 4), total=total)
-    return dict(total=total, steps=steps, vsteps=vsteps, spe=spe, epochs=epochs)
+    return dict(total=total, steps=steps, vsteps=vsteps, spe=spe, epochs=epochs, best_step=best_step)
 
 
 def _classifier(rng, run, *, epochs=None, overfit=False, gap=None, underfit=False, flat_from=None,
@@ -338,6 +339,7 @@ def _classifier(rng, run, *, epochs=None, overfit=False, gap=None, underfit=Fals
         rise = rng.uniform(0.08, 0.3) * val_l[best - 1]
         val_l = val_l + np.where(e > best, rise * (np.maximum(e - best, 0) / (epochs - best)) ** 1.3, 0)
         train_l = train_l * np.exp(-0.01 * np.maximum(e - best, 0))  # keeps falling
+        best = int(np.argmin(val_l)) + 1  # the clean curve's minimum: where the rise wins
     n_val = int(_pick(rng, [200, 500, 1000, 10000]))
     acc_max = 1 - 0.4 * min(floor, 0.3 * chance) / chance * (1.0 if n_classes > 2 else 0.5)
     chance_acc = 1 / n_classes
@@ -690,9 +692,17 @@ def loss_spike(rng, name):
         level = float(np.interp(at, steps, b["clean"]))
         height = level * rng.uniform(0.15, 1.0)
         cls = _pick(rng, ["fast", "slow"])
-        tau = every * rng.uniform(0.5, 3) if cls == "fast" else 0.01 * total * rng.uniform(0.5, 1.5)
-        train += spike_shape(steps, at, height, tau)
-        rec = _recovery_steps(height, tau, b["noise_rel"] * level)
+        # fast: back within ~10 logged points; slow: decays over >= 15 points (tens to
+        # hundreds of steps), the classes of the analysis (fast <= max(10 points, 0.5% of span))
+        tau = every * rng.uniform(0.5, 2) if cls == "fast" else max(0.01 * total * rng.uniform(1, 2), 15 * every)
+        bump = spike_shape(steps, at, height, tau)
+        train += bump
+        # recovered: back within 2 noise sd of the level just before the spike (the
+        # analysis' definition; a falling trend gets there before the bump has decayed)
+        k = int(np.searchsorted(steps, at))
+        pre = b["clean"][k - 1] if k else b["clean"][0]
+        back = np.flatnonzero(b["clean"][k:] + bump[k:] <= pre + 2 * b["noise_rel"] * level)
+        rec = int(steps[k + back[0]] - at) if back.size else _recovery_steps(height, tau, b["noise_rel"] * level)
         run.expect("LOSS_SPIKE", ["train/loss"], at, min(at + rec, total), max(3 * every, int(0.5 * rec) + every),
                    recovery_class=cls)
         classes.append(cls)
@@ -755,7 +765,7 @@ def plateau_broken(rng, name):
     run = Run(name, "plateau_broken", "pretrain")
     b = _pretrain(rng, run, schedule="constant", with_val=False)
     steps, total, every = b["steps"], b["total"], b["log_every"]
-    at = int(total * rng.uniform(0.15, 0.35)) // every * every
+    at = int(total * rng.uniform(0.08, 0.25)) // every * every  # while the descent is still clear
     end = at + int(total * rng.uniform(0.2, 0.35)) // every * every
     # break: a steep drop after the plateau, then the power law goes on
     clean = b["clean"].copy()
@@ -857,8 +867,8 @@ def overfitting(rng, name):
         run.tolerate("GENERALIZATION_GAP", "CONVERGED", "CONVERGED_EARLY")
     else:
         b = _sft(rng, run, epochs=int(rng.integers(3, 6)), eval_mode="steps", overfit=True)
-        steps, values = run.curves["eval_loss"]
-        best = int(steps[int(np.argmin(values))])
+        steps = run.curves["eval_loss"][0]
+        best = b["best_step"]
         run.expect("OVERFITTING", ["loss", "eval_loss"], best, b["total"],
                    int(max(2 * (steps[1] - steps[0]), 0.1 * b["total"])))
         run.tolerate("GENERALIZATION_GAP", "REGIME_SHIFT", "STILL_IMPROVING")

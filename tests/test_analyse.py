@@ -1,0 +1,244 @@
+"""Per-curve analysis on generated curves with known answers, and on awkward input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from engine.analyse import AnalysisParams, analyse_curve, analyse_run
+from schemas import FEATURES, SEGMENTS, SPIKES
+from tests.test_generate import gen
+
+
+def _extra(row):
+    return json.loads(row["extra"])
+
+
+def _analyse(run, metric):
+    s, v = run.curves[metric]
+    meta = run.metrics[metric]
+    return analyse_curve(s, v, direction=meta["direction"], kind=meta["kind"])
+
+
+# --------------------------------------------------------------------------- labelled places
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_spikes_found_at_labelled_steps(seed):
+    run = gen.make_run("loss_spike", seed)
+    _, _, spikes = _analyse(run, "train/loss")
+    got = [sp["step"] for sp in spikes]
+    for e in run.expected:
+        hits = [sp for sp in spikes if abs(sp["step"] - e["step_start"]) <= e["tolerance_steps"]]
+        assert hits, f"seed {seed}: spike at {e['step_start']} missed; found {got}"
+        sp = hits[0]
+        assert sp["recovered"], (seed, e, sp)
+        end = sp["step"] + sp["recovery_steps"]
+        assert abs(end - e["step_end"]) <= e["tolerance_steps"], (seed, e, sp)
+        assert sp["recovery_class"] == e["recovery_class"], (seed, e, sp)
+    assert len(spikes) == len(run.expected), f"seed {seed}: extra spikes {got} vs {[e['step_start'] for e in run.expected]}"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_plateau_is_the_last_segment(seed):
+    run = gen.make_run("plateau", seed)
+    row, segs, _ = _analyse(run, "train/loss")
+    e = run.expected[0]
+    last = segs[-1]
+    assert last["kind"] == "plateau", (seed, segs)
+    assert abs(last["step_start"] - e["step_start"]) <= e["tolerance_steps"], (seed, last, e)
+    assert any(g["kind"] == "descent" for g in segs[:-1]), (seed, segs)
+    assert row["n_segments"] == len(segs)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_broken_plateau_is_a_middle_segment(seed):
+    run = gen.make_run("plateau_broken", seed)
+    _, segs, _ = _analyse(run, "train/loss")
+    e = run.expected[0]
+    tol = e["tolerance_steps"]
+    mids = [g for g in segs[:-1] if g["kind"] == "plateau"
+            and abs(g["step_start"] - e["step_start"]) <= tol and abs(g["step_end"] - e["step_end"]) <= tol]
+    assert mids, (seed, e, segs)
+    after = [g for g in segs if g["step_start"] > mids[0]["step_end"]]
+    assert after and after[0]["kind"] == "descent", (seed, segs)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_overfitting_val_best_step_and_rise(seed):
+    run = gen.make_run("overfitting", seed)
+    e = run.expected[0]
+    train, val = e["metrics"]
+    vrow, vsegs, _ = _analyse(run, val)
+    trow, _, _ = _analyse(run, train)
+    assert abs(vrow["best_step"] - e["step_start"]) <= e["tolerance_steps"], (seed, vrow["best_step"], e)
+    assert _extra(vrow)["since_best_noise"] > 3, (seed, vrow["extra"])
+    assert vsegs[-1]["kind"] == "ascent", (seed, vsegs)
+    assert trow["tail_slope"] < 0 and vrow["tail_slope"] > 0, seed
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_explained_shift_is_a_level_shift_at_the_event(seed):
+    run = gen.make_run("explained_shift", seed)
+    row, _, _ = _analyse(run, "train/loss")
+    e = run.expected[0]
+    shifts = _extra(row)["shifts"]
+    assert any(abs(sh["step"] - e["step_start"]) <= e["tolerance_steps"] and sh["delta"] > 0 for sh in shifts), (seed, shifts, e)
+
+
+@pytest.mark.parametrize("scenario,seed", [("healthy_pretrain", 0), ("healthy_pretrain", 1), ("healthy_sft", 0),
+                                           ("healthy_classifier", 0), ("healthy_classifier", 1),
+                                           ("healthy_noisy_pretrain", 0), ("healthy_step_lr", 0),
+                                           ("healthy_reward_model", 0), ("healthy_rlhf", 0)])
+def test_quiet__no_spikes_on_healthy_objectives(scenario, seed):
+    run = gen.make_run(scenario, seed)
+    for m, meta in run.metrics.items():
+        if meta["kind"] in ("loss", "accuracy", "reward"):
+            _, _, spikes = _analyse(run, m)
+            assert not spikes, (scenario, seed, m, spikes)
+
+
+def test_still_improving_tail_is_significant():
+    for seed in range(3):
+        run = gen.make_run("still_improving", seed)
+        row, _, _ = _analyse(run, "train/loss")
+        assert row["tail_slope"] < 0 and row["tail_slope"] / row["tail_slope_se"] < -2, (seed, row)
+        assert row["trend_z"] < -2, (seed, row)
+        assert row["fit_ok"] and row["expected_gain_rel"] > 0, (seed, row)
+
+
+def test_nonfinite_run_reports_first_step():
+    for seed in range(6):
+        run = gen.make_run("nonfinite", seed)
+        e = run.expected[0]
+        for m in e["metrics"]:
+            row, _, _ = _analyse(run, m)
+            assert row["first_nonfinite_step"] == e["step_start"], (seed, m, row["first_nonfinite_step"], e)
+            assert row["n_nonfinite"] > 0
+
+
+# --------------------------------------------------------------------------- awkward input
+
+
+def test_nan_tail_is_counted_and_removed():
+    steps = np.arange(0, 1000, 10, dtype=np.int64)
+    vals = 3.0 + 5.0 * np.exp(-steps / 200.0) + 0.01 * np.random.default_rng(0).standard_normal(steps.size)
+    vals[60:] = np.nan
+    vals[10] = np.inf
+    row, segs, spikes = analyse_curve(steps, vals, direction="min", kind="loss")
+    ex = _extra(row)
+    assert row["n_points"] == 100 and row["n_nonfinite"] == 41
+    assert row["first_nonfinite_step"] == 100
+    assert ex["n_nan"] == 40 and ex["n_posinf"] == 1 and ex["nonfinite_tail"] is False
+    assert ex["last_finite_step"] == 590
+    assert math.isfinite(row["noise"]) and math.isfinite(row["best_value"])
+    assert row["final_step"] == 590
+    assert segs and all(g["step_end"] <= 590 for g in segs)
+    vals2 = vals.copy()
+    vals2[10] = 4.0
+    row2, _, _ = analyse_curve(steps, vals2, direction="min")
+    assert _extra(row2)["nonfinite_tail"] is True
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7])
+def test_short_curves_do_not_crash(n):
+    steps = (np.arange(n, dtype=np.int64) + 1) * 500
+    vals = 2.0 + 1.0 / np.arange(1, n + 1) if n else np.array([])
+    row, segs, spikes = analyse_curve(steps, vals, direction="min", kind="loss")
+    assert row["n_points"] == n and spikes == []
+    assert set(row) == {f.name for f in FEATURES} - {"run", "metric"}
+    json.loads(row["extra"])
+    if n >= 1:
+        assert row["best_value"] == pytest.approx(vals.min(), rel=0.2)
+        assert len(segs) == 1
+    if n == 7:
+        assert math.isfinite(row["tail_slope"]) and row["tail_slope"] < 0
+        assert segs[0]["kind"] == "descent"
+    if n < 3:
+        assert math.isnan(row["noise"])
+
+
+def test_all_nan_curve():
+    row, segs, spikes = analyse_curve(np.arange(5, dtype=np.int64), np.full(5, np.nan), direction="min")
+    assert row["n_nonfinite"] == 5 and row["first_nonfinite_step"] == 0
+    assert math.isnan(row["best_value"]) and segs == [] and spikes == []
+
+
+def test_constant_curve():
+    steps = np.arange(200, dtype=np.int64)
+    row, segs, spikes = analyse_curve(steps, np.full(200, 1.5), direction="min", kind="loss")
+    assert row["noise"] == 0.0
+    assert [g["kind"] for g in segs] == ["plateau"] and spikes == []
+    assert row["best_value"] == 1.5 and row["improvement_rel"] == 0.0
+    assert not row["fit_ok"] and math.isnan(row["fit_l_inf"])
+
+
+def test_direction_max_accuracy_with_a_drop():
+    rng = np.random.default_rng(4)
+    steps = np.arange(1, 401, dtype=np.int64) * 50
+    acc = 0.9 - 0.8 * (steps / 50.0) ** -0.5  # a power law towards a 0.9 ceiling
+    acc = np.round((acc + 0.005 * rng.standard_normal(steps.size)) * 1000) / 1000  # steppy
+    acc[250] -= 0.3  # a sudden drop, back the next point
+    row, segs, spikes = analyse_curve(steps, acc, direction="max", kind="accuracy")
+    assert row["best_value"] > 0.8 and row["best_value"] == pytest.approx(acc.max(), abs=0.01)
+    assert row["improvement_rel"] > 0
+    assert [sp["step"] for sp in spikes] == [int(steps[250])]
+    assert spikes[0]["recovery_class"] == "fast"
+    assert segs[0]["kind"] == "ascent"
+    assert row["fit_ok"] and row["fit_l_inf"] == pytest.approx(0.9, abs=0.03) and row["fit_a"] < 0
+
+
+def test_uneven_steps_give_per_step_slopes():
+    steps = np.array([100, 200, 400, 800, 1600, 3200, 6400, 12800], dtype=np.int64)
+    vals = 2.0 - 1e-4 * steps
+    _, segs, _ = analyse_curve(steps, vals, direction="min")
+    assert len(segs) == 1 and segs[0]["slope"] == pytest.approx(-1e-4, rel=1e-6)
+
+
+def test_unsorted_steps_are_sorted():
+    steps = np.array([3, 1, 2, 5, 4, 6, 8, 7, 9, 10], dtype=np.int64)
+    vals = steps.astype(float) * -0.1 + 5
+    row, _, _ = analyse_curve(steps, vals, direction="min")
+    assert row["best_step"] == 10 and row["step_first"] == 1
+
+
+def test_unknown_param_is_an_error():
+    with pytest.raises(ValueError, match="unknown key"):
+        analyse_curve(np.arange(3), np.ones(3), params={"penalty": 3})
+    with pytest.raises(ValueError, match="direction"):
+        analyse_curve(np.arange(3), np.ones(3), direction="up")
+    row, _, _ = analyse_curve(np.arange(50), np.linspace(2, 1, 50), params=AnalysisParams(tail_rel=0.5))
+    assert _extra(row)["tail_points"] == 25
+
+
+# --------------------------------------------------------------------------- the frames
+
+
+def test_analyse_run_frames_match_schemas():
+    run = gen.make_run("correlated_spikes", 0)
+    out = analyse_run(gen.curves_frame(run), gen.metrics_frame(run))
+    for name, schema in (("features", FEATURES), ("segments", SEGMENTS), ("spikes", SPIKES)):
+        table = out[name].to_arrow()
+        assert table.schema.names == schema.names, name
+        for f in schema:
+            got = table.schema.field(f.name).type
+            assert got == f.type or (pa.types.is_string(f.type) and pa.types.is_large_string(got)), (name, f.name, got)
+    feats = out["features"]
+    assert sorted(feats["metric"].to_list()) == sorted(run.curves)
+    assert feats["run"].unique().to_list() == [run.name]
+    assert out["spikes"].height > 0
+    # every extra is a JSON object without NaN
+    for ex in feats["extra"].to_list():
+        assert isinstance(json.loads(ex), dict)
+
+
+def test_analyse_run_without_roles_uses_direction_none():
+    run = gen.make_run("healthy_short", 0)
+    out = analyse_run(gen.curves_frame(run).drop("run"))
+    feats = out["features"]
+    assert feats["run"].to_list() == ["", ""]
+    assert feats["best_value"].is_nan().all()
