@@ -16,6 +16,12 @@ finite points sorted by step, with slopes d_i = (lr_i - lr_{i-1}) / (s_i - s_{i-
 - |d_i| >= NEIGHBOUR_RATIO * max(|d_{i-1}|, |d_{i+1}|)           (default 4; a missing
   neighbour counts as 0).
 
+Printed logs round the lr (``lr 5e-06``, llm.c's ``lr:0.000005``): a smooth decay then
+becomes a staircase of one-digit steps. When every logged value has at most 3
+significant digits (or at most 9 decimals), a change of at most one unit in the last
+printed digit of the smaller value is rounding, not an event (at that resolution a
+halving 2e-4 -> 1e-4 cannot be told from rounding either).
+
 A rise from exactly 0 is the start of a warmup (hidden between two logged points when the
 warmup is shorter than the logging interval), not an event. The event is at step s_i
 (the first step logged at the new rate).
@@ -67,8 +73,41 @@ def lr_change_steps(steps: np.ndarray, values: np.ndarray, *, min_jump_rel: floa
     scale = np.maximum(np.abs(v[1:]), np.abs(v[:-1]))
     jump = (np.abs(dv) >= min_jump_rel * scale) & (np.abs(dv) > 0) & (v[:-1] != 0)
     isolated = slope >= neighbour_ratio * np.maximum(prev_slope, next_slope)
+    digits, decimals = _printed_digits(v)
+    unit = np.zeros_like(dv)
+    if digits <= 3:
+        small = np.minimum(np.abs(v[1:]), np.abs(v[:-1]))
+        small = np.where(small > 0, small, np.maximum(np.abs(v[1:]), np.abs(v[:-1])))
+        unit = 10.0 ** (np.floor(np.log10(np.where(small > 0, small, 1.0))) - digits + 1)
+    if decimals <= 9:  # fixed-point printing such as "lr:0.000005"
+        unit = np.maximum(unit, 10.0 ** -decimals)
+    jump &= np.abs(dv) > unit * (1 + 1e-9)
     idx = np.nonzero(jump & isolated)[0]
     return [(int(s[i + 1]), float(v[i]), float(v[i + 1])) for i in idx]
+
+
+def _printed_digits(values: np.ndarray) -> tuple[int, int]:
+    """(significant digits, decimals) the logged values need at most: (17, 99) for
+    full-precision floats, small numbers for values a logger printed rounded."""
+    most, dec = 1, 0
+    for x in np.unique(values)[:10_000]:
+        if x == 0:
+            continue
+        if most <= 3:
+            for d in range(1, 18):
+                if float(f"{x:.{d - 1}e}") == x:
+                    break
+            most = max(most, d)
+        if dec <= 9:
+            for k in range(0, 12):
+                if abs(round(x, k) - x) <= 1e-12 * abs(x):
+                    break
+            else:
+                k = 99
+            dec = max(dec, k)
+        if most > 3 and dec > 9:
+            break
+    return most, dec
 
 
 def lr_events(curves: pl.DataFrame, lr_metrics: dict[str, list[str]]) -> list[tuple[str, int, str]]:

@@ -75,7 +75,8 @@ _GENERIC_NAMESPACES = {"metrics", "metric", "charts", "trainer", "optim", "optim
                        "loss", "losses", "epoch", "step", "batch", "scalars", "scalar", "logs",
                        "log", "summary", "global", "lightning"}
 _IGNORED = {"mean", "avg", "average", "total", "overall", "all", "local", "global", "smooth",
-            "smoothed", "ema", "running", "batch", "per", "token"}
+            "smoothed", "ema", "running", "batch", "per", "token", "vs", "iterations",
+            "iteration", "iters", "steps"}
 _AGGREGATIONS = {"step", "epoch"}
 _GOLD = {"gold", "oracle", "true", "gt", "human", "groundtruth"}
 _PAIR_ROLES = {"chosen", "rejected", "margins", "margin"}

@@ -71,3 +71,14 @@ def test_resume_events_one_per_rewind_in_source_order():
     # equal steps repeated (train and eval rows at one step) are not a resume
     df2 = pl.DataFrame({"run": ["r"] * 4, "metric": ["loss"] * 4, "step": [1, 1, 2, 2]})
     assert resume_events(df2) == []
+
+
+def test_rounded_printing_of_a_smooth_decay_is_not_an_event_but_a_step_decay_is():
+    steps = np.arange(0, 20_000, 10)
+    linear = 6e-4 * (1 - steps / 20_000)
+    printed = np.array([float(f"{x:.0e}") for x in linear])  # llm.c-style "lr 5e-04"
+    assert lr_change_steps(steps, printed) == []
+    fixed = np.round(linear, 6)  # "lr:0.000005"
+    assert lr_change_steps(steps, fixed) == []
+    step_decay = np.array([float(f"{x:.0e}") for x in 1e-3 * 0.1 ** (steps // 10_000)])
+    assert [g[0] for g in lr_change_steps(steps, step_decay)] == [10_000]
