@@ -22,8 +22,9 @@ significant digits (or at most 9 decimals), a change of at most one unit in the 
 printed digit of the smaller value is rounding, not an event (at that resolution a
 halving 2e-4 -> 1e-4 cannot be told from rounding either).
 
-A rise from exactly 0 is the start of a warmup (hidden between two logged points when the
-warmup is shorter than the logging interval), not an event. The event is at step s_i
+A rise before the curve first reaches its maximum is the warmup (a rise from 0, or a
+warmup seen through two or three coarse logged points), not an event; rises after it
+(warm restarts) are. The event is at step s_i
 (the first step logged at the new rate).
 """
 
@@ -72,6 +73,9 @@ def lr_change_steps(steps: np.ndarray, values: np.ndarray, *, min_jump_rel: floa
     next_slope = np.concatenate([slope[1:], [0.0]])
     scale = np.maximum(np.abs(v[1:]), np.abs(v[:-1]))
     jump = (np.abs(dv) >= min_jump_rel * scale) & (np.abs(dv) > 0) & (v[:-1] != 0)
+    # rises up to the first maximum are the warmup, however coarsely it was logged
+    peak = int(np.argmax(v))
+    jump[:peak] &= dv[:peak] < 0
     isolated = slope >= neighbour_ratio * np.maximum(prev_slope, next_slope)
     digits, decimals = _printed_digits(v)
     unit = np.zeros_like(dv)

@@ -82,3 +82,11 @@ def test_rounded_printing_of_a_smooth_decay_is_not_an_event_but_a_step_decay_is(
     assert lr_change_steps(steps, fixed) == []
     step_decay = np.array([float(f"{x:.0e}") for x in 1e-3 * 0.1 ** (steps // 10_000)])
     assert [g[0] for g in lr_change_steps(steps, step_decay)] == [10_000]
+
+
+def test_coarsely_logged_warmup_is_not_an_event():
+    # gemma3-1b-instruct-sft: logged every 50 steps, warmup ends between steps 100 and 150
+    steps = np.array([50, 100, 150, 200, 250, 300, 350])
+    lr = np.array([8.75e-05, 1.7678571e-04, 1.9797427e-04, 1.9523679e-04, 1.9249932e-04, 1.8976184e-04,
+                   1.8702436e-04])
+    assert lr_change_steps(steps, lr) == []
