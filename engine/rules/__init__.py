@@ -13,14 +13,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.rules import healthy
+from engine.rules import (converged, converged_early, divergence, erratic, healthy, loss_spike, nonfinite, plateau,
+                          plateau_broken, regime_shift, still_improving, underfitting)
+from engine.rules import overfitting as _overfitting
 from engine.rules.base import Finding, RunContext, Thresholds, load_thresholds
 
 # --- per-objective rules (one module each)
-PER_OBJECTIVE: list = []
+PER_OBJECTIVE: list = [
+    nonfinite.nonfinite, divergence.divergence, loss_spike.loss_spike, erratic.erratic, plateau.plateau,
+    plateau_broken.plateau_broken, regime_shift.regime_shift, converged.converged,
+    converged_early.converged_early, still_improving.still_improving, underfitting.underfitting,
+]
 
 # --- cross-objective rules (append yours here)
-CROSS: list = []
+CROSS: list = [
+    _overfitting.overfitting,
+]
 
 RULES = PER_OBJECTIVE + CROSS + [healthy.healthy]
 
