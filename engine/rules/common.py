@@ -1,0 +1,120 @@
+"""Helpers shared by the per-objective rules (read features/segments only)."""
+
+from __future__ import annotations
+
+import math
+
+from engine.rules.base import RunContext
+
+SCORED_KINDS = ("loss", "perplexity", "accuracy", "reward")
+
+
+def curves(ctx: RunContext, *, kinds=("loss", "perplexity"), splits=("train", "none", "val", "test"),
+           min_points: int = 1) -> list[str]:
+    """Metrics of these kinds and splits that have a direction and a features row with
+    at least ``min_points`` finite points, train first."""
+    out = []
+    for m in ctx.select(kind=kinds, split=splits):
+        if ctx.role(m)["direction"] == "none" or ctx.feature(m) is None:
+            continue
+        if finite_points(ctx, m) < min_points:
+            continue
+        out.append(m)
+    order = {"train": 0, "none": 1, "val": 2, "test": 3}
+    return sorted(out, key=lambda m: (order.get(ctx.role(m)["split"], 4), m))
+
+
+def finite_points(ctx: RunContext, m: str) -> int:
+    v = ctx.x(m, "n_finite")
+    if math.isnan(v):
+        v = ctx.x(m, "n_points") - (0 if math.isnan(ctx.x(m, "n_nonfinite")) else ctx.x(m, "n_nonfinite"))
+    return 0 if math.isnan(v) else int(v)
+
+
+def sign(ctx: RunContext, m: str) -> float:
+    """+1 when lower is better, -1 when higher is better."""
+    return -1.0 if ctx.role(m)["direction"] == "max" else 1.0
+
+
+def noise_of(ctx: RunContext, m: str) -> float:
+    """The residual noise around the smoothed curve (the spread a reader sees), else the
+    difference-based noise; NaN when neither is known."""
+    for key in ("noise_resid", "noise"):
+        v = ctx.x(m, key)
+        if math.isfinite(v) and v > 0:
+            return v
+    return math.nan
+
+
+def total_improvement(ctx: RunContext, m: str) -> float:
+    """initial - best in oriented units (> 0 when the curve improved)."""
+    return sign(ctx, m) * (ctx.x(m, "initial_value") - ctx.x(m, "best_value"))
+
+
+def span(ctx: RunContext, m: str) -> float:
+    f = ctx.feature(m)
+    if f is None or f.get("step_first") is None or f.get("final_step") is None:
+        return math.nan
+    return float(f["final_step"] - f["step_first"])
+
+
+def oriented_kind(ctx: RunContext, m: str, kind: str) -> str:
+    """A segment kind in quality terms: 'improving', 'flat', 'worsening'."""
+    if kind == "plateau":
+        return "flat"
+    up = kind == "ascent"
+    better_up = ctx.role(m)["direction"] == "max"
+    return "improving" if up == better_up else "worsening"
+
+
+def trailing_flat_start(ctx: RunContext, m: str):
+    """Start step of the trailing run of non-improving segments (None when the last
+    segment improves)."""
+    segs = ctx.segments_of(m)
+    start = None
+    for g in reversed(segs):
+        if oriented_kind(ctx, m, g["kind"]) == "improving":
+            break
+        start = g["step_start"]
+    return start
+
+
+def group_by_objective(ctx: RunContext, metrics: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for m in metrics:
+        out.setdefault(ctx.role(m)["objective"], []).append(m)
+    return out
+
+
+def clip01(x: float) -> float:
+    return 0.0 if not math.isfinite(x) else min(1.0, max(0.0, x))
+
+
+def fitted_gain(ctx: RunContext, m: str) -> float:
+    """expected_gain_rel when the power-law fit is plausible (converged, asymptote on
+    the right side of the best value, non-negative for a loss), else NaN."""
+    f = ctx.feature(m)
+    if f is None or not f.get("fit_ok"):
+        return math.nan
+    l_inf, best = ctx.x(m, "fit_l_inf"), ctx.x(m, "best_value")
+    if not (math.isfinite(l_inf) and math.isfinite(best)):
+        return math.nan
+    s = sign(ctx, m)
+    if s * (l_inf - best) > 0.0:  # asymptote worse than the best seen
+        return math.nan
+    if ctx.role(m)["kind"] in ("loss", "perplexity") and l_inf < 0 <= ctx.x(m, "min_value"):
+        return math.nan
+    return ctx.x(m, "expected_gain_rel")
+
+
+def tail_progress(ctx: RunContext, m: str) -> dict:
+    """How much the tail (last quarter) still improves: its change in oriented units
+    (> 0 = improving), in noise units, as a share of the total improvement, and its
+    slope z (oriented: > 0 = improving)."""
+    s = sign(ctx, m)
+    change = -s * ctx.x(m, "tail_change")
+    noise = noise_of(ctx, m)
+    total = total_improvement(ctx, m)
+    z = -s * ctx.x(m, "tail_slope_z")
+    return dict(change=change, change_noise=change / noise if noise and math.isfinite(noise) else math.nan,
+                share=change / total if total and total > 0 else math.nan, z=z, total=total, noise=noise)

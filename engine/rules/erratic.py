@@ -1,0 +1,59 @@
+"""ERRATIC: the training loss swings by much more than it improves."""
+
+from __future__ import annotations
+
+import math
+
+from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
+from engine.rules.common import curves, trailing_flat_start
+
+
+@rule(code="ERRATIC", summary="The loss swings from step to step by far more than it improves (often: LR too high).")
+def erratic(ctx: RunContext, th: Thresholds) -> list[Finding]:
+    """
+    Evidence: the step-to-step noise of the last quarter (MAD of differences) relative
+    to the final level (noise_tail_rel) and to the improvement over that stretch; the
+    oscillation index (share of sign changes of the differences: ~0.67 for white noise,
+    ~0.5-0.6 for the autocorrelated noise of healthy training, near 1 for a loss that
+    alternates up and down); the start of the trailing stretch without progress.
+    Why: with a learning rate too high for the curvature the optimizer overshoots back
+    and forth across a valley: the loss alternates by a sizeable share of its level while
+    its trend stops improving. Healthy training noise is smaller and positively
+    correlated from step to step.
+    Advice: lower the learning rate (x0.3-0.5) or increase the batch size / gradient
+    accumulation; add or lengthen warmup; check for a too-small Adam epsilon or too-high
+    beta2 with noisy gradients.
+    Known false alarms: tiny batches make healthy training noisy (raise min_noise_rel);
+    accuracy and reward curves are never judged (accuracy is steppy by nature, RL
+    rewards are noisy by design); multi-task losses logged per batch from alternating
+    tasks alternate by construction.
+    """
+    out = []
+    for m in curves(ctx, splits=("train", "none"), min_points=th.min_points):
+        final = ctx.x(m, "final_value")
+        nt = ctx.x(m, "noise_tail")
+        osc = ctx.x(m, "oscillation")
+        if not (math.isfinite(final) and final != 0 and math.isfinite(nt)):
+            continue
+        rel = nt / abs(final)
+        tail_change = ctx.x(m, "tail_change")
+        progress = -tail_change if ctx.role(m)["direction"] == "min" else tail_change
+        noise_vs_progress = nt / max(progress, 1e-300) if math.isfinite(progress) and progress > 0 else math.inf
+        if rel < th.min_noise_rel or not (osc >= th.min_oscillation) or noise_vs_progress < th.min_noise_vs_progress:
+            continue
+        f = ctx.feature(m)
+        start = trailing_flat_start(ctx, m)
+        if start is None:
+            start = ctx.feature(m)["extra"].get("tail_start_step", f.get("step_first"))
+        end = f.get("final_step")
+        z = min((rel - th.min_noise_rel) / th.min_noise_rel, (osc - th.min_oscillation) / 0.05)
+        conf = logistic(th.conf_slope * z + th.conf_bias)
+        msg = (f"{m} swings by {pct(rel)} of its level from step to step (oscillation index {osc:.2f}) and has "
+               f"not improved since step {fmt_step(start)}.")
+        ev = dict(metric=m, noise_tail=nt, final_value=final, noise_tail_rel=rel, oscillation=osc,
+                  tail_change=tail_change, noise_vs_progress=noise_vs_progress, start_step=start,
+                  min_noise_rel=th.min_noise_rel, min_oscillation=th.min_oscillation)
+        out.append(ctx.finding("ERRATIC", "warning", conf, [m], start, end, msg, ev,
+                               "Lower the learning rate (x0.3-0.5) or raise the batch size; lengthen warmup; "
+                               "check gradient clipping."))
+    return out

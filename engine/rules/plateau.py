@@ -1,0 +1,61 @@
+"""PLATEAU: a long stretch where the loss stopped improving."""
+
+from __future__ import annotations
+
+from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
+from engine.rules.common import curves, span
+
+
+@rule(code="PLATEAU", summary="The loss has been flat for a long stretch up to the end of the run (not learning).")
+def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
+    """
+    Evidence: the trailing run of plateau segments of a training loss (a plateau is a
+    segment whose projected change, with its HAC 95% interval, lies inside the noise
+    band: statistically and practically flat), its start, length as a share of the run,
+    level, slope and standard error; whether it starts at the first step (the model
+    never learned).
+    Why: a loss flat within its noise for a large share of the run means the optimizer
+    makes no progress: learning rate too low or decayed to nothing, a dead or saturated
+    network, labels the model cannot use, or a bug feeding the same batch.
+    Advice: if it follows a fast descent, try a learning-rate increase or a schedule
+    (cosine, step decay) and compare with the power-law expectation; if it starts at
+    step 0, check the labels, the loss wiring, the learning rate (too small or zero),
+    and frozen parameters.
+    Known false alarms: a run that converged smoothly to its floor (CONVERGED covers that:
+    plateaus shorter than min_len_rel of the run are left to it); a deliberately long
+    constant-LR stage of a WSD schedule before its decay.
+    """
+    out = []
+    for m in curves(ctx, splits=("train", "none"), min_points=th.min_points):
+        segs = ctx.segments_of(m)
+        if not segs or segs[-1]["kind"] != "plateau":
+            continue
+        i = len(segs) - 1
+        while i > 0 and segs[i - 1]["kind"] == "plateau":
+            i -= 1
+        start, end = segs[i]["step_start"], segs[-1]["step_end"]
+        total = span(ctx, m)
+        if not total or total <= 0:
+            continue
+        share = (end - start) / total
+        from_start = i == 0
+        if share < th.min_len_rel and not (from_start and share >= th.min_len_rel_from_start):
+            continue
+        g = segs[-1]
+        conf = logistic((share - th.min_len_rel) / th.conf_scale + th.conf_bias)
+        level = g["level"]
+        if from_start:
+            msg = (f"{m} has been flat at about {fmt(level)} from the first step to step {fmt_step(end)}: "
+                   "the model is not learning.")
+            advice = ("Check the learning rate (too small, zero, or a schedule bug), that parameters are not "
+                      "frozen, that the loss uses the model output and the labels are right.")
+        else:
+            msg = (f"{m} has been flat at about {fmt(level)} from step {fmt_step(start)} to step {fmt_step(end)} "
+                   f"({pct(share)} of the run) after improving before.")
+            advice = ("Progress stalled: try a higher learning rate or a decay schedule, check data for repetition, "
+                      "or stop here and save the compute.")
+        ev = dict(metric=m, start_step=start, end_step=end, share_of_run=share, level=level, slope=g["slope"],
+                  slope_se=g["slope_se"], from_start=from_start, segments=len(segs) - i,
+                  min_len_rel=th.min_len_rel)
+        out.append(ctx.finding("PLATEAU", "warning", conf, [m], start, end, msg, ev, advice))
+    return out

@@ -1,0 +1,105 @@
+"""REGIME_SHIFT: a level shift of the loss, explained by an event or not."""
+
+from __future__ import annotations
+
+import math
+
+from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
+from engine.rules.common import curves, span
+
+_EVENT_KINDS = ("lr_change", "data_refresh", "resume", "phase")
+
+
+def _epoch_boundaries(ctx: RunContext) -> tuple[float, float] | None:
+    """(first step, steps per epoch) from a logged epoch counter (kind other, named
+    epoch): HF/Lightning log it at every step, so its features give the rate."""
+    for m in ctx.metric_names():
+        if m.split("/")[-1].lower() not in ("epoch", "epochs", "train/epoch"):
+            continue
+        f = ctx.feature(m)
+        if f is None:
+            continue
+        e0, e1 = ctx.x(m, "initial_value"), ctx.x(m, "final_value")
+        s0, s1 = f.get("step_first"), f.get("final_step")
+        if None in (s0, s1) or not (math.isfinite(e0) and math.isfinite(e1)) or e1 - e0 < 1 or s1 <= s0:
+            continue
+        spe = (s1 - s0) / (e1 - e0)
+        return s0 - e0 * spe, spe
+    return None
+
+
+@rule(code="REGIME_SHIFT", summary="The loss jumped to a new level and stayed there.")
+def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
+    """
+    Evidence: the level shifts of each loss (the jump between the fitted lines of two
+    adjacent segments at their boundary, in noise units and relative to the level),
+    the step, and the event that explains it: an lr_change, data_refresh, resume or
+    phase event within explain_rel of the run, or an epoch boundary computed from a
+    logged epoch counter. Shifts in several losses of one objective within the
+    tolerance are one finding.
+    Why: a lasting jump of the loss level that no schedule explains means the data or
+    the state changed: a bad or reordered shard, a changed mixture, a resume that
+    restored the wrong state (optimizer, data position), a precision change. The same
+    jump at an LR drop, a data refresh or an epoch boundary (multi-epoch SFT: the model
+    meets the examples again) is expected and reported as info.
+    Advice: unexplained: compare the data order and loader state around the step, check
+    for a resume or a config change there, and record deliberate changes as events;
+    explained: nothing to fix.
+    Known false alarms: steps of a schedule that is not logged (an LR drop without an lr
+    curve or event); eval-only curves too short to see a shift (both sides need the
+    analysis' min_shift_points).
+    """
+    out = []
+    epochs = _epoch_boundaries(ctx)
+    shifts = []
+    for m in curves(ctx, min_points=th.min_points):
+        level = ctx.x(m, "final_value")
+        for s in ctx.feature(m)["extra"].get("shifts") or []:
+            dz, d = s.get("delta_noise"), s.get("delta")
+            if dz is None or d is None or abs(dz) < th.min_shift_noise:
+                continue
+            rel = abs(d) / abs(level) if level else math.inf
+            if rel < th.min_shift_rel:
+                continue
+            shifts.append(dict(metric=m, step=int(s["step"]), delta=d, delta_noise=dz, delta_rel=rel,
+                               objective=ctx.role(m)["objective"], span=span(ctx, m)))
+    shifts.sort(key=lambda s: (s["step"], s["metric"]))
+    used = set()
+    for i, s in enumerate(shifts):
+        if i in used:
+            continue
+        tol = max(th.group_rel * s["span"], 1)
+        group = [s] + [t for j, t in enumerate(shifts) if j > i and j not in used and t["objective"] == s["objective"]
+                       and abs(t["step"] - s["step"]) <= tol and t["metric"] != s["metric"]]
+        used.update(j for j, t in enumerate(shifts) if any(t is g for g in group))
+        group.sort(key=lambda t: (ctx.role(t["metric"])["split"] not in ("train", "none"), t["metric"]))
+        lead = group[0]
+        within = th.explain_rel * lead["span"]
+        ev = ctx.nearest_event(lead["step"], within, _EVENT_KINDS)
+        explained_by, why = None, ""
+        if ev is not None:
+            explained_by, why = ev["kind"], f" at a {ev['kind']} event ({ev['detail']})"
+        elif epochs is not None:
+            s0, spe = epochs
+            k = round((lead["step"] - s0) / spe)
+            if k >= 1 and abs(lead["step"] - (s0 + k * spe)) <= max(within, th.epoch_tol_rel * spe):
+                explained_by, why = "epoch", f" at the start of epoch {k + 1}"
+        severity = "info" if explained_by else "warning"
+        direction = "up" if lead["delta"] > 0 else "down"
+        worse = (lead["delta"] > 0) == (ctx.role(lead["metric"])["direction"] == "min")
+        conf = logistic((abs(lead["delta_noise"]) - th.min_shift_noise) / th.conf_scale + th.conf_bias)
+        msg = (f"{lead['metric']} shifted {direction} by {fmt(abs(lead['delta']))} ({pct(lead['delta_rel'])} of its "
+               f"level, {fmt(abs(lead['delta_noise']))} noise levels) at step {fmt_step(lead['step'])}"
+               + (why if explained_by else ", and no logged event explains it") + ".")
+        evidence = dict(shifts=group, explained_by=explained_by, event=ev, worse=worse,
+                        epoch_steps=epochs[1] if epochs else None, min_shift_noise=th.min_shift_noise,
+                        min_shift_rel=th.min_shift_rel)
+        if explained_by:
+            advice = "Expected after this event; nothing to fix."
+        else:
+            advice = (f"Check what changed at step {fmt_step(lead['step'])}: the data order or shard, a resume "
+                      "(optimizer and data-loader state), a config or precision change; record deliberate "
+                      "changes as events.")
+        out.append(ctx.finding("REGIME_SHIFT", severity, conf, [g["metric"] for g in group], lead["step"],
+                               lead["step"], msg, evidence, advice))
+    return out

@@ -1,0 +1,60 @@
+"""UNDERFITTING: the loss stays near where it started (often chance level)."""
+
+from __future__ import annotations
+
+import math
+
+from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
+from engine.rules.common import curves, tail_progress
+
+
+@rule(code="UNDERFITTING", summary="The loss barely moved from its starting (chance) level: the model is not fitting the data.")
+def underfitting(ctx: RunContext, th: Thresholds) -> list[Finding]:
+    """
+    Evidence: per training loss the relative improvement from the first value to the
+    best (improvement_rel), the final value and whether the start sits at a chance
+    level ln(k) (k = 2 for a reward model or binary task, 10, 100, 1000 classes,
+    common vocabulary sizes); the improvement of accuracy curves of the same objective;
+    the tail still improving or not (a slow but steady descent is not underfitting).
+    Why: a classifier or LM whose loss stays near ln(k) predicts close to uniformly: it
+    has not found signal. Less than max_improvement_rel over a whole run, with a flat
+    tail, means more steps of the same will not fix it.
+    Advice: raise the learning rate, check labels and inputs line up (shuffle bugs,
+    wrong target column), check the model is big enough and the loss/activation pair
+    is right; overfit a tiny batch first to prove the pipeline can learn.
+    Known false alarms: fine-tuning from a strong start (the loss begins low and has
+    little to gain; a start far below chance lowers confidence); tasks whose floor is
+    truly near the start (noisy labels).
+    """
+    out = []
+    for m in curves(ctx, splits=("train", "none"), min_points=th.min_points):
+        imp = ctx.x(m, "improvement_rel")
+        if not math.isfinite(imp) or imp >= th.max_improvement_rel:
+            continue
+        tp = tail_progress(ctx, m)
+        if tp["z"] >= th.max_tail_z and tp["share"] >= 0.2:
+            continue  # slowly but surely learning
+        f = ctx.feature(m)
+        init = ctx.x(m, "initial_value")
+        chance = None
+        if ctx.role(m)["direction"] == "min":
+            for k in th.chance_counts:
+                if abs(init - math.log(k)) <= th.chance_tol_rel * math.log(k):
+                    chance = k
+                    break
+        obj = ctx.role(m)["objective"]
+        accs = [a for a in curves(ctx, kinds=("accuracy",), min_points=3) if ctx.role(a)["objective"] == obj]
+        acc_imp = {a: ctx.x(a, "improvement_rel") for a in accs}
+        if accs and any(math.isfinite(v) and v >= th.max_acc_improvement_rel for v in acc_imp.values()):
+            continue
+        conf = logistic(th.conf_slope * (th.max_improvement_rel - imp) / th.max_improvement_rel + th.conf_bias
+                        + (th.conf_chance if chance else 0.0))
+        final = ctx.x(m, "final_value")
+        msg = (f"{m} improved only {pct(imp)} over the run, from {fmt(init)} to {fmt(final)}"
+               + (f", near chance level ln({chance}) = {math.log(chance):.3g}" if chance else "") + ".")
+        ev = dict(metric=m, improvement_rel=imp, initial_value=init, final_value=final, chance_k=chance,
+                  tail_slope_z=tp["z"], accuracy_improvement_rel=acc_imp, max_improvement_rel=th.max_improvement_rel)
+        out.append(ctx.finding("UNDERFITTING", "warning", conf, [m] + accs, f.get("step_first"), f.get("final_step"),
+                               msg, ev, "Raise the learning rate, check that inputs and labels line up, prove the "
+                               "pipeline can overfit a tiny batch, then consider a bigger model."))
+    return out
