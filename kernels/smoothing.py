@@ -243,48 +243,54 @@ def time_weighted_ema(steps: np.ndarray, values: np.ndarray, *, half_life_steps:
 
 
 @njit(cache=True, nogil=True)
-def _rolling_mean_core(values, before, after, min_periods, out):
+def _rolling_mean_core(values, ref, use_counts, count_prefix, before, after, min_periods, out):
+    """Sliding sums without subtraction: positions are cut into blocks of `window`
+    points, so a window is a suffix of one block plus a prefix of the next. A running
+    sum that adds 1e300 and later subtracts it keeps none of the small values it held,
+    and drifts on long curves; here every window sum is a fresh sum of its own points,
+    each point enters three additions, and the loop has no per-point finite test
+    (non-finite points arrive as `ref`, adding zero, with a prefix count of finite
+    points). Values are summed around `ref` (the first finite value): no digits are
+    lost on 1e9 offsets and a constant curve comes out exactly constant."""
     n = values.shape[0]
-    # Neumaier-compensated running sum: a plain running sum that adds 1e300 and later
-    # subtracts it keeps none of the small values it held, and drifts on 1e9 offsets
-    total = 0.0
-    comp = 0.0
-    count = 0
-    added = 0
-    removed = 0
+    cap = before + after + 1
+    suffix = np.empty(cap, dtype=np.float64)  # sums from k to the end of lo's block
+    lo_start = -cap  # start of the block whose suffix sums are in `suffix`
+    hi_start = 0
+    prefix = 0.0  # sum from hi_start to prefix_end
+    prefix_end = -1
     for i in range(n):
         lo = i - before
-        while removed < lo:
-            v = values[removed]
-            if np.isfinite(v):
-                v = -v
-                t = total + v
-                if abs(total) >= abs(v):
-                    comp += (total - t) + v
-                else:
-                    comp += (v - t) + total
-                total = t
-                count -= 1
-                if count == 0:
-                    total = 0.0
-                    comp = 0.0
-            removed += 1
+        if lo < 0:
+            lo = 0
         hi = i + after
         if hi > n - 1:
             hi = n - 1
-        while added <= hi:
-            v = values[added]
-            if np.isfinite(v):
-                t = total + v
-                if abs(total) >= abs(v):
-                    comp += (total - t) + v
-                else:
-                    comp += (v - t) + total
-                total = t
-                count += 1
-            added += 1
+        while prefix_end < hi:
+            prefix_end += 1
+            if prefix_end == hi_start + cap:
+                hi_start = prefix_end
+                prefix = 0.0
+            prefix += values[prefix_end] - ref
+        if lo >= lo_start + cap:
+            lo_start += cap
+            end = lo_start + cap
+            if end > n:
+                end = n
+            acc = 0.0
+            for k in range(end - 1, lo_start - 1, -1):
+                acc += values[k] - ref
+                suffix[k - lo_start] = acc
+        if lo_start == hi_start:
+            total = prefix if lo == lo_start else suffix[lo - lo_start]
+        else:
+            total = suffix[lo - lo_start] + prefix
+        if use_counts:
+            count = count_prefix[hi + 1] - count_prefix[lo]
+        else:
+            count = hi - lo + 1
         if count >= min_periods:
-            out[i] = (total + comp) / count
+            out[i] = ref + total / count
         else:
             out[i] = np.nan
 
@@ -300,8 +306,10 @@ def rolling_mean(values: np.ndarray, *, window: int, center: bool = False,
     NaN/Inf: non-finite points are skipped; the output is NaN where the window holds
     fewer than min_periods finite points (default 1: a value wherever any finite point
     is in reach, so the ends of the curve are smoothed over shorter windows).
-    Cost: O(n) time, one output array; the running sum is compensated (Neumaier), so a
-    1e300 spike entering and leaving the window does not wipe out the sum.
+    Cost: O(n) time, one output array, O(window) scratch (plus three n-arrays when the
+    curve has non-finite points). No running sum: each window is summed fresh from
+    block suffix and prefix sums, so a 1e300 spike leaving the window leaves no trace
+    and long curves do not drift.
     Matches: bottleneck.move_mean(values, window, min_count=min_periods) and pandas
     rolling(window, min_periods, center).mean() on input whose non-finite points are NaN.
     """
@@ -309,8 +317,27 @@ def rolling_mean(values: np.ndarray, *, window: int, center: bool = False,
     before, after = _window_bounds(window, center, "rolling_mean")
     mp = _check_min_periods(min_periods, int(window), "rolling_mean")
     out = np.empty_like(x)
-    _rolling_mean_core(x, before, after, mp, out)
+    if x.shape[0] == 0:
+        return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        # a finite sum proves every point finite (one vectorised pass, the common case)
+        all_finite = math.isfinite(float(np.sum(x)))
+    if all_finite:
+        _rolling_mean_core(x, float(x[0]), False, _NO_COUNTS, before, after, mp, out)
+    else:
+        finite = np.isfinite(x)
+        if not finite.any():
+            out[:] = np.nan
+            return out
+        ref = float(x[np.argmax(finite)])
+        clean = np.where(finite, x, ref)  # ref - ref = 0: a skipped point adds nothing
+        counts = np.zeros(x.shape[0] + 1, dtype=np.int64)
+        np.cumsum(finite, out=counts[1:])
+        _rolling_mean_core(clean, ref, True, counts, before, after, mp, out)
     return out
+
+
+_NO_COUNTS = np.zeros(1, dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------------------
