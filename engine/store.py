@@ -228,7 +228,8 @@ class Store:
     def _write_parquet(self, target: Path, table: pa.Table, *, split_by_metric: bool = False) -> None:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
-            with pq.ParquetWriter(tmp, table.schema, compression="zstd") as w:
+            dict_cols = [c for c in ("run", "metric") if c in table.column_names]
+            with pq.ParquetWriter(tmp, table.schema, compression="zstd", use_dictionary=dict_cols or True) as w:
                 if split_by_metric and table.num_rows:
                     metric = table.column("metric")
                     # boundaries of the (sorted) metric column
@@ -390,7 +391,7 @@ class Store:
             report.runs.append(RunReport(r, p["status"], p["points"], p["replaced"], p["n_metrics"],
                                          p["sources"], len(p["events"])))
         for pr in parsed:
-            rs = pr.runs
+            rs = pl.from_arrow(pr.table.column("run")).unique(maintain_order=True).to_list() if pr.table.num_rows else []
             statuses = {prepared[r]["status"] for r in rs}
             status = statuses.pop() if len(statuses) == 1 else ("mixed" if statuses else "unchanged")
             report.sources.append(SourceReport(pr.source, pr.format, rs, pr.table.num_rows,
