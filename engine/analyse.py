@@ -82,7 +82,7 @@ class AnalysisParams:
     shift_noise: float = 4.0  # a jump at a breakpoint above this many noise units is a level shift...
     min_shift_points: int = 8  # ...when both sides hold at least this many raw points
     spike_window: int = 101
-    spike_threshold_z: float = 6.0
+    spike_threshold_z: float = 8.0  # in local noise units (difference-based: below the marginal sd on AR noise)
     baseline_window: int = 41  # centred rolling median the spike search detrends with (points)
     fast_points: int = 10  # fast recovery: within this many logged points...
     fast_rel: float = 0.005  # ...or this share of the span, whichever is larger
