@@ -15,7 +15,11 @@ from pathlib import Path
 
 from engine.rules import (converged, converged_early, divergence, erratic, healthy, loss_spike, nonfinite, plateau,
                           plateau_broken, regime_shift, still_improving, underfitting)
+from engine.rules import correlated_spikes as _correlated_spikes
+from engine.rules import grad_norm_instability as _grad_norm_instability
 from engine.rules import overfitting as _overfitting
+from engine.rules import reward_collapse as _reward_collapse
+from engine.rules import reward_hacking as _reward_hacking
 from engine.rules.base import Finding, RunContext, Thresholds, load_thresholds
 
 # --- per-objective rules (one module each)
@@ -28,6 +32,10 @@ PER_OBJECTIVE: list = [
 # --- cross-objective rules (append yours here)
 CROSS: list = [
     _overfitting.overfitting,
+    _reward_hacking.reward_hacking,
+    _reward_collapse.reward_collapse,
+    _correlated_spikes.correlated_spikes,
+    _grad_norm_instability.grad_norm_instability,
 ]
 
 RULES = PER_OBJECTIVE + CROSS + [healthy.healthy]

@@ -1,0 +1,179 @@
+"""REWARD_HACKING: the optimised (proxy) reward keeps rising while a gold reward / eval falls or KL runs away."""
+
+from __future__ import annotations
+
+import math
+
+from engine.rules._cross import noise_of, sign_of, spacing_of, span_of, value_at
+from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
+
+
+def _roles(ctx: RunContext, m: str) -> set[str]:
+    return {x for x in ctx.role(m)["role"].split(",") if x}
+
+
+def proxies(ctx: RunContext, objective: str | None = None) -> list[str]:
+    """Optimised rewards: kind reward, direction max, not gold, logged on training rollouts."""
+    out = []
+    for m in ctx.select(kind="reward", direction="max"):
+        r = ctx.role(m)
+        if objective is not None and r["objective"] != objective:
+            continue
+        if "gold" in _roles(ctx, m) or r["split"] in ("val", "test") or ctx.feature(m) is None:
+            continue
+        out.append(m)
+    return out
+
+
+def golds(ctx: RunContext, objective: str) -> list[str]:
+    """Held-out judges of the policy: a gold reward, or an eval reward/score of the same objective."""
+    out = []
+    for m in ctx.metric_names():
+        r = ctx.role(m)
+        if r["objective"] != objective or r["direction"] == "none" or ctx.feature(m) is None:
+            continue
+        if r["kind"] == "reward" and ("gold" in _roles(ctx, m) or r["split"] in ("val", "test")):
+            out.append(m)
+        elif r["kind"] == "accuracy" and r["split"] in ("val", "test"):
+            out.append(m)
+    return out
+
+
+def _gold_falls(ctx, proxy, gold, th):
+    sg = sign_of(ctx.role(gold)["direction"])
+    fg = ctx.feature(gold)
+    best, final = ctx.x(gold, "best_value"), ctx.x(gold, "final_value")
+    best_step, final_step = fg.get("best_step"), fg.get("final_step")
+    noise = noise_of(ctx, gold)
+    spacing = spacing_of(ctx, gold)
+    if not (ctx.x(gold, "n_finite") >= th.min_gold_points and best_step is not None and math.isfinite(noise)
+            and math.isfinite(best) and math.isfinite(final)):
+        return None
+    drop = sg * (final - best)  # > 0: gold ended worse than its best
+    scale = abs(best - ctx.x(gold, "initial_value")) or abs(best)
+    drop_rel = drop / scale if scale else math.nan
+    drop_noise = drop / noise
+    evals_after = (final_step - best_step) / spacing if math.isfinite(spacing) else 0.0
+    p_at, p_final = value_at(ctx, proxy, best_step), ctx.x(proxy, "final_value")
+    p_noise = noise_of(ctx, proxy)
+    p_gain = p_final - p_at
+    p_gain_noise = p_gain / p_noise if math.isfinite(p_noise) and p_noise > 0 else math.nan
+    ok = (drop_noise >= th.min_gold_drop_noise and drop_rel >= th.min_gold_drop_rel
+          and evals_after >= th.min_evals_after and p_gain_noise >= th.min_proxy_gain_noise)
+    return dict(ok=ok, kind="gold_falls", gold=gold, gold_best=best, gold_best_step=int(best_step), gold_final=final,
+                gold_noise=noise, gold_drop=drop, gold_drop_rel_of_gain=drop_rel, gold_drop_noise=drop_noise,
+                evals_after_best=evals_after, proxy_at_gold_best=p_at, proxy_final=p_final,
+                proxy_gain_noise=p_gain_noise, onset=int(best_step), end=int(final_step))
+
+
+def kl_acceleration(ctx: RunContext, kl: str, th: Thresholds):
+    """Onset of super-linear KL growth from the KL curve's segments: the first segment
+    (after the first skip_rel of the span) whose slope is accel_ratio times the smallest
+    positive slope before it. Returns (onset step, ratio, slope before, slope after) or None."""
+    segs = [g for g in ctx.segments_of(kl) if g["slope"] is not None and math.isfinite(g["slope"])]
+    f = ctx.feature(kl)
+    if len(segs) < 2 or f is None or f.get("step_first") is None:
+        return None
+    first, last = f["step_first"], f["step_last"]
+    skip = first + th.skip_rel * (last - first)
+    before = []
+    for g in segs:
+        if g["step_end"] <= skip:
+            before.append(g["slope"])
+            continue
+        base = min((s for s in before if s > 0), default=None)
+        if base is not None and g["slope"] >= th.kl_accel_ratio * base and g["kind"] == "ascent":
+            return int(g["step_start"]), g["slope"] / base, base, g["slope"]
+        before.append(g["slope"])
+    return None
+
+
+def _kl_runaway(ctx, proxy, kl, th):
+    acc = kl_acceleration(ctx, kl, th)
+    if acc is None:
+        return None
+    onset, ratio, s0, s1 = acc
+    k_on, k_final = value_at(ctx, kl, onset), ctx.x(kl, "final_value")
+    growth = k_final / k_on if k_on and k_on > 0 else math.inf
+    p_at, p_final = value_at(ctx, proxy, onset), ctx.x(proxy, "final_value")
+    p_noise = noise_of(ctx, proxy)
+    p_gain_noise = (p_final - p_at) / p_noise if math.isfinite(p_noise) and p_noise > 0 else math.nan
+    ok = ((k_final >= th.kl_max or growth >= th.kl_growth) and p_gain_noise >= th.min_proxy_gain_noise)
+    return dict(ok=ok, kind="kl_runaway", kl=kl, kl_onset=onset, kl_accel_ratio=ratio, kl_slope_before=s0,
+                kl_slope_after=s1, kl_at_onset=k_on, kl_final=k_final, kl_growth=growth, proxy_at_onset=p_at,
+                proxy_final=p_final, proxy_gain_noise=p_gain_noise, onset=onset,
+                end=int(ctx.feature(kl)["final_step"]))
+
+
+@rule(code="REWARD_HACKING", summary="The optimised reward kept rising while a gold reward fell or KL ran away.",
+      scope="cross")
+def reward_hacking(ctx: RunContext, th: Thresholds) -> list[Finding]:
+    """
+    Evidence: per policy objective, the proxy reward (the optimised one: kind reward,
+    direction max, not gold, not held-out) and either (a) a gold reward / held-out eval
+    score: its smoothed best and step, final value, the drop since the best in noise
+    units and as a share of what it had gained, and the proxy's gain over the same
+    steps; or (b) the KL curve: the onset of super-linear growth (a segment whose slope
+    is kl_accel_ratio times the smallest earlier slope), the KL at the onset and at the
+    end, and the proxy's gain after the onset.
+    Why: over-optimisation of a learned reward follows Gao et al. (2023): the proxy
+    keeps rising with sqrt(KL) while the gold reward turns over; a KL that accelerates
+    past the range TRL recommends (0-10 nats) while the proxy rises means the policy is
+    buying reward by leaving the reference model (trl #204, rllm #143). This is an audit
+    after the fact, not an early warning.
+    Advice: keep the checkpoint at the gold best / before the KL onset; raise the KL
+    coefficient or use an adaptive KL target; check samples after the onset for the
+    exploit (format tricks, length, repetition); improve or ensemble the reward model.
+    Known false alarms: a gold/eval curve with very few points (min_gold_points); a KL
+    that grows because the task legitimately needs a large policy change; a proxy
+    reward that is itself a held-out metric mislabelled as train.
+    """
+    out = []
+    for objective in sorted({ctx.role(m)["objective"] for m in proxies(ctx)}):
+        evs = []
+        for proxy in proxies(ctx, objective):
+            for gold in golds(ctx, objective):
+                e = _gold_falls(ctx, proxy, gold, th)
+                if e and e["ok"]:
+                    evs.append((proxy, e))
+            for kl in ctx.select(kind="kl", objective=objective):
+                if ctx.feature(kl) is None or "std" in _roles(ctx, kl):
+                    continue
+                e = _kl_runaway(ctx, proxy, kl, th)
+                if e and e["ok"]:
+                    evs.append((proxy, e))
+        if not evs:
+            continue
+        evs.sort(key=lambda pe: pe[1]["onset"])
+        proxy, lead = evs[0]
+        metrics = [proxy]
+        for _, e in evs:
+            m = e.get("gold") or e.get("kl")
+            if m not in metrics:
+                metrics.append(m)
+        kinds = sorted({e["kind"] for _, e in evs})
+        parts = []
+        for _, e in evs:
+            if e["kind"] == "gold_falls" and "gold" not in [p[0] for p in parts]:
+                parts.append(("gold", f"{e['gold']} peaked at step {fmt_step(e['gold_best_step'])} "
+                                      f"({fmt(e['gold_best'])}) and fell to {fmt(e['gold_final'])} "
+                                      f"({fmt(e['gold_drop_noise'], 2)} noise levels, {pct(e['gold_drop_rel_of_gain'])} of its gain)"))
+            if e["kind"] == "kl_runaway" and "kl" not in [p[0] for p in parts]:
+                parts.append(("kl", f"{e['kl']} accelerated from step {fmt_step(e['kl_onset'])} "
+                                    f"(slope x{fmt(e['kl_accel_ratio'], 2)}) and reached {fmt(e['kl_final'])} "
+                                    f"from {fmt(e['kl_at_onset'])}"))
+        p_from = lead.get("proxy_at_gold_best", lead.get("proxy_at_onset"))
+        msg = (f"{proxy} kept rising ({fmt(p_from)} -> {fmt(lead['proxy_final'])} after step {fmt_step(lead['onset'])}) "
+               f"while " + " and ".join(p[1] for p in parts) + ": the policy is exploiting the reward.")
+        strength = max((e.get("gold_drop_noise", 0) - th.min_gold_drop_noise) if e["kind"] == "gold_falls" else
+                       math.log2(max(e["kl_accel_ratio"], 1.0)) for _, e in evs)
+        conf = min(th.max_confidence, max(0.5, logistic(strength / 2.0 + 0.5 * (len(kinds) - 1) + 0.5)))
+        first, last = span_of(ctx, metrics)
+        evidence = dict(objective=objective, proxy=proxy, signals=kinds, details=[e for _, e in evs],
+                        run_start_step=first, run_end_step=last, thresholds=th.as_dict())
+        advice = (f"Keep the checkpoint before step {fmt_step(lead['onset'])}; raise the KL coefficient or use an "
+                  "adaptive KL target; read samples after the onset for the exploit (format tricks, length, "
+                  "repetition); improve or ensemble the reward model.")
+        end = max(e["end"] for _, e in evs)
+        out.append(ctx.finding("REWARD_HACKING", "warning", conf, metrics, lead["onset"], end, msg, evidence, advice))
+    return out
