@@ -89,9 +89,30 @@ def analyse_frames(curves: pl.DataFrame, metrics: pl.DataFrame | None = None,
     if extra:
         roles = pl.concat([roles, pl.from_arrow(pa.Table.from_pylist(extra, schema=METRICS))], how="vertical_relaxed")
     out = analyse_run(curves, roles, params=params)
+    out["features"] = _add_last_nonfinite(out["features"], curves)
     out["metrics"] = roles
     out["events"] = events if events is not None else pl.from_arrow(EVENTS.empty_table())
     return out
+
+
+def _add_last_nonfinite(features: pl.DataFrame, curves: pl.DataFrame) -> pl.DataFrame:
+    """Put ``last_nonfinite_step`` into features.extra where the analysis did not
+    (NONFINITE reports the range of non-finite steps, not only the first)."""
+    import json
+
+    bad = (curves.filter(~pl.col("value").is_finite()).group_by("run", "metric")
+           .agg(pl.col("step").max().alias("_last")))
+    if bad.height == 0:
+        return features
+    last = {(r, m): int(s) for r, m, s in bad.iter_rows()}
+    extras = []
+    for run, metric, extra in features.select("run", "metric", "extra").iter_rows():
+        if (run, metric) in last:
+            d = json.loads(extra) if extra else {}
+            d.setdefault("last_nonfinite_step", last[(run, metric)])
+            extra = json.dumps(d, sort_keys=True)
+        extras.append(extra)
+    return features.with_columns(pl.Series("extra", extras, dtype=pl.String))
 
 
 def analyse(store_or_frame, runs=None, *, params=None, write: bool = False) -> dict[str, pl.DataFrame]:

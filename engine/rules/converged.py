@@ -22,11 +22,9 @@ def converged_state(ctx: RunContext, m: str, th: Thresholds) -> dict | None:
     tp = tail_progress(ctx, m)
     if not (math.isfinite(tp["share"]) and tp["share"] <= th.max_tail_share):
         return None
-    if math.isfinite(tp["change_noise"]) and tp["change_noise"] > th.max_tail_noise:
-        return None
     gain = fitted_gain(ctx, m)
-    if math.isfinite(gain) and gain > th.max_gain_rel:
-        return None
+    if math.isfinite(gain) and gain > th.max_gain_rel and tp["z"] >= th.improving_z:
+        return None  # still significantly improving and the power law promises more
     near = f["extra"].get("step_near_best") or f.get("step_90pct")
     return dict(metric=m, tail_share=tp["share"], tail_change_noise=tp["change_noise"], expected_gain_rel=gain,
                 step_near_best=near, best_value=ctx.x(m, "best_value"), best_step=f.get("best_step"),

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
 from engine.rules.common import curves, span
+
+
+def _lr_state(ctx: RunContext, m: str, th: Thresholds) -> str:
+    """'decayed', 'constant' or 'unknown' from the lr curves (same objective first)."""
+    lrs = ctx.select(kind="lr")
+    same = [x for x in lrs if ctx.role(x)["objective"] == ctx.role(m)["objective"]]
+    for x in same or lrs:
+        top, final = ctx.x(x, "max_value"), ctx.x(x, "final_value")
+        if math.isfinite(top) and top > 0 and math.isfinite(final):
+            return "decayed" if final < th.lr_decayed_rel * top else "constant"
+    return "unknown"
 
 
 @rule(code="PLATEAU", summary="The loss has been flat for a long stretch up to the end of the run (not learning).")
@@ -30,8 +43,9 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
         segs = ctx.segments_of(m)
         if not segs or segs[-1]["kind"] != "plateau":
             continue
+        shift_steps = {s["step"] for s in (ctx.feature(m)["extra"].get("shifts") or [])}
         i = len(segs) - 1
-        while i > 0 and segs[i - 1]["kind"] == "plateau":
+        while i > 0 and segs[i - 1]["kind"] == "plateau" and segs[i]["step_start"] not in shift_steps:
             i -= 1
         start, end = segs[i]["step_start"], segs[-1]["step_end"]
         total = span(ctx, m)
@@ -39,7 +53,11 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
             continue
         share = (end - start) / total
         from_start = i == 0
-        if share < th.min_len_rel and not (from_start and share >= th.min_len_rel_from_start):
+        lr = _lr_state(ctx, m, th)
+        if lr == "decayed" and not from_start:
+            continue  # a flat end under a decayed LR is annealing / convergence, not a stall
+        need = th.min_len_rel if lr == "constant" else th.min_len_rel_no_lr
+        if share < need and not (from_start and share >= th.min_len_rel_from_start):
             continue
         g = segs[-1]
         conf = logistic((share - th.min_len_rel) / th.conf_scale + th.conf_bias)
@@ -56,6 +74,6 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
                       "or stop here and save the compute.")
         ev = dict(metric=m, start_step=start, end_step=end, share_of_run=share, level=level, slope=g["slope"],
                   slope_se=g["slope_se"], from_start=from_start, segments=len(segs) - i,
-                  min_len_rel=th.min_len_rel)
+                  min_len_rel=need, lr_schedule=lr)
         out.append(ctx.finding("PLATEAU", "warning", conf, [m], start, end, msg, ev, advice))
     return out

@@ -54,8 +54,11 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
     shifts = []
     for m in curves(ctx, min_points=th.min_points):
         level = ctx.x(m, "final_value")
+        first = ctx.feature(m).get("step_first") or 0
         for s in ctx.feature(m)["extra"].get("shifts") or []:
             dz, d = s.get("delta_noise"), s.get("delta")
+            if s["step"] - first < th.skip_start_rel * span(ctx, m):
+                continue
             if dz is None or d is None or abs(dz) < th.min_shift_noise:
                 continue
             rel = abs(d) / abs(level) if level else math.inf

@@ -36,15 +36,16 @@ def still_improving(ctx: RunContext, th: Thresholds) -> list[Finding]:
             continue
         tp = tail_progress(ctx, m)
         gain = fitted_gain(ctx, m)
-        if not (tp["z"] >= th.min_slope_z and tp["share"] >= th.min_tail_share and tp["change_noise"] >= th.min_tail_noise):
+        if not (tp["z"] >= th.min_slope_z and tp["change_noise"] >= th.min_tail_noise):
             continue
-        if math.isfinite(gain) and gain < th.min_gain_rel:
+        if not (gain >= th.min_gain_rel if math.isfinite(gain) else tp["share"] >= th.min_tail_share):
             continue
         if ctx.x(m, "since_best_noise") > th.max_since_best_noise:
             continue
         start = f["extra"].get("tail_start_step", f.get("step_first"))
-        conf = logistic(th.conf_slope * min((tp["z"] - th.min_slope_z) / th.min_slope_z,
-                                            (tp["share"] - th.min_tail_share) / th.min_tail_share) + th.conf_bias)
+        margin = (gain - th.min_gain_rel) / th.min_gain_rel if math.isfinite(gain) else \
+            (tp["share"] - th.min_tail_share) / th.min_tail_share
+        conf = logistic(th.conf_slope * min((tp["z"] - th.min_slope_z) / th.min_slope_z, margin) + th.conf_bias)
         msg = (f"{m} was still improving at the end: its last quarter (from step {fmt_step(start)}) gained "
                f"{pct(tp['share'])} of its total improvement (slope {fmt(tp['z'])} standard errors)"
                + (f", and the fitted power law gives {pct(gain)} more for twice the steps" if math.isfinite(gain) else "")

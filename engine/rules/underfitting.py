@@ -8,6 +8,16 @@ from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, lo
 from engine.rules.common import curves, tail_progress
 
 
+def _acc_gain_share(ctx: RunContext, a: str) -> float:
+    """Share of the way from the first value to a perfect score the best value covered
+    (scores in [0, 1], or in percent when they exceed 1); NaN for direction min."""
+    if ctx.role(a)["direction"] != "max":
+        return math.nan
+    init, best = ctx.x(a, "initial_value"), ctx.x(a, "best_value")
+    top = 100.0 if ctx.x(a, "max_value") > 1.0 else 1.0
+    return (best - init) / (top - init) if top > init else math.nan
+
+
 @rule(code="UNDERFITTING", summary="The loss barely moved from its starting (chance) level: the model is not fitting the data.")
 def underfitting(ctx: RunContext, th: Thresholds) -> list[Finding]:
     """
@@ -44,8 +54,8 @@ def underfitting(ctx: RunContext, th: Thresholds) -> list[Finding]:
                     break
         obj = ctx.role(m)["objective"]
         accs = [a for a in curves(ctx, kinds=("accuracy",), min_points=3) if ctx.role(a)["objective"] == obj]
-        acc_imp = {a: ctx.x(a, "improvement_rel") for a in accs}
-        if accs and any(math.isfinite(v) and v >= th.max_acc_improvement_rel for v in acc_imp.values()):
+        acc_imp = {a: _acc_gain_share(ctx, a) for a in accs}
+        if accs and any(math.isfinite(v) and v >= th.max_acc_gain_share for v in acc_imp.values()):
             continue
         conf = logistic(th.conf_slope * (th.max_improvement_rel - imp) / th.max_improvement_rel + th.conf_bias
                         + (th.conf_chance if chance else 0.0))
@@ -53,7 +63,7 @@ def underfitting(ctx: RunContext, th: Thresholds) -> list[Finding]:
         msg = (f"{m} improved only {pct(imp)} over the run, from {fmt(init)} to {fmt(final)}"
                + (f", near chance level ln({chance}) = {math.log(chance):.3g}" if chance else "") + ".")
         ev = dict(metric=m, improvement_rel=imp, initial_value=init, final_value=final, chance_k=chance,
-                  tail_slope_z=tp["z"], accuracy_improvement_rel=acc_imp, max_improvement_rel=th.max_improvement_rel)
+                  tail_slope_z=tp["z"], accuracy_gain_share=acc_imp, max_improvement_rel=th.max_improvement_rel)
         out.append(ctx.finding("UNDERFITTING", "warning", conf, [m] + accs, f.get("step_first"), f.get("final_step"),
                                msg, ev, "Raise the learning rate, check that inputs and labels line up, prove the "
                                "pipeline can overfit a tiny batch, then consider a bigger model."))

@@ -1,0 +1,170 @@
+"""Scenario evaluation of the rule layer: precision/recall per code and a confidence
+reliability table, on the labelled runs of data/generate.py.
+
+    .venv/bin/python benchmarks/eval_rules.py [--seed 2] [--variants 8] [--out benchmarks/results/rules_eval.json]
+
+Scoring (the generator's contract, data/generate.py):
+- a finding matches a label when the code is equal, it names at least one of the
+  label's metrics, and its start and end are each within the label's tolerance_steps;
+  a label with ``explained_by`` also needs evidence["explained_by"] equal to it, and
+  ``severity_max`` caps the severity;
+- a finding of an expected code that matches a label is right (TP); one that matches
+  none is wrong (FP); a finding of a tolerated code is not scored; any other finding is
+  a false alarm (FP);
+- recall = labels matched by at least one finding / labels;
+- healthy runs: every warning or critical finding is a violation.
+
+Thresholds were set by looking at seed 1 (variants 0-5, run ids 1000-1005); the
+default evaluation uses seed 2 (run ids 2000+), which no threshold was tuned on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from data import generate as gen  # noqa: E402
+
+PER_OBJECTIVE = ("NONFINITE", "DIVERGENCE", "LOSS_SPIKE", "ERRATIC", "PLATEAU", "PLATEAU_BROKEN", "REGIME_SHIFT",
+                 "CONVERGED", "CONVERGED_EARLY", "STILL_IMPROVING", "UNDERFITTING")
+_SEV = {"info": 0, "warning": 1, "critical": 2}
+
+
+def events_frame(run):
+    import polars as pl
+    return pl.DataFrame([dict(run=run.name, step=e["step"], kind=e["kind"], detail=e["detail"], source="user")
+                         for e in run.events],
+                        schema={"run": pl.String, "step": pl.Int64, "kind": pl.String, "detail": pl.String,
+                                "source": pl.String})
+
+
+def findings_of(run, thresholds=None):
+    from engine.diagnose import analyse_frames
+    from engine.rules import run_rules
+    from engine.rules.base import RunContext
+    t = analyse_frames(gen.curves_frame(run), gen.metrics_frame(run), events_frame(run))
+    ctx = RunContext(run.name, **{k: t[k] for k in ("features", "segments", "spikes", "metrics", "events")})
+    return run_rules(ctx, thresholds)
+
+
+def label_match(f, label) -> bool:
+    tol = label["tolerance_steps"]
+    if f.code != label["code"] or not set(f.metrics) & set(label["metrics"]):
+        return False
+    if f.step_start is None or f.step_end is None:
+        return False
+    if abs(f.step_start - label["step_start"]) > tol or abs(f.step_end - label["step_end"]) > tol:
+        return False
+    if "explained_by" in label and label["explained_by"] is not None:
+        if f.evidence.get("explained_by") != label["explained_by"]:
+            return False
+    if label.get("severity_max") and _SEV[f.severity] > _SEV[label["severity_max"]]:
+        return False
+    return True
+
+
+def score_run(run, findings, codes=PER_OBJECTIVE):
+    """Per-finding verdicts and per-label hits for one run."""
+    scored, labels = [], []
+    expected_codes = {e["code"] for e in run.expected}
+    for f in findings:
+        if f.code not in codes:
+            continue
+        if f.code in expected_codes:
+            ok = any(label_match(f, e) for e in run.expected if e["code"] == f.code)
+        elif f.code in run.tolerated:
+            continue
+        else:
+            ok = False
+        scored.append(dict(code=f.code, ok=ok, confidence=f.confidence, severity=f.severity,
+                           start=f.step_start, end=f.step_end, metrics=f.metrics))
+    for e in run.expected:
+        if e["code"] in codes:
+            labels.append(dict(code=e["code"], hit=any(label_match(f, e) for f in findings), label=e))
+    violations = [dict(code=f.code, severity=f.severity, message=f.message) for f in findings
+                  if run.healthy and f.severity in ("warning", "critical")]
+    return scored, labels, violations
+
+
+def evaluate(seed: int, variants: int, thresholds=None, codes=PER_OBJECTIVE, progress=False):
+    runs = gen.make_scenarios(seed, variants)
+    per = defaultdict(lambda: dict(tp=0, fp=0, labels=0, hits=0, fp_runs=[], missed=[]))
+    scored_all, healthy_viol = [], []
+    for run in runs:
+        found = findings_of(run, thresholds)
+        scored, labels, viol = score_run(run, found, codes)
+        for s in scored:
+            c = per[s["code"]]
+            c["tp" if s["ok"] else "fp"] += 1
+            if not s["ok"]:
+                c["fp_runs"].append(f"{run.name}@{s['start']}-{s['end']}")
+            scored_all.append(s)
+        for lab in labels:
+            c = per[lab["code"]]
+            c["labels"] += 1
+            c["hits"] += lab["hit"]
+            if not lab["hit"]:
+                e = lab["label"]
+                c["missed"].append(f"{run.name}@{e['step_start']}-{e['step_end']}±{e['tolerance_steps']}")
+        healthy_viol.extend(dict(run=run.name, **v) for v in viol)
+        if progress:
+            print(f"  {run.name}: {len(found)} findings", file=sys.stderr)
+    table = {}
+    for code in codes:
+        c = per[code]
+        prec = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else None
+        rec = c["hits"] / c["labels"] if c["labels"] else None
+        table[code] = dict(precision=prec, recall=rec, tp=c["tp"], fp=c["fp"], labels=c["labels"], hits=c["hits"],
+                           false_alarms=c["fp_runs"][:20], missed=c["missed"][:20])
+    bins = [(0.0, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 0.95), (0.95, 1.0001)]
+    reliability = []
+    for lo, hi in bins:
+        sel = [s for s in scored_all if lo <= s["confidence"] < hi]
+        if sel:
+            reliability.append(dict(bin=f"[{lo:.2f}, {min(hi, 1.0):.2f}{']' if hi > 1 else ')'}", n=len(sel),
+                                    mean_confidence=sum(s["confidence"] for s in sel) / len(sel),
+                                    share_right=sum(s["ok"] for s in sel) / len(sel)))
+    return dict(seed=seed, variants=variants, runs=len(runs), codes=table, reliability=reliability,
+                healthy_violations=healthy_viol)
+
+
+def _fmt(x):
+    return "  -  " if x is None else f"{x:5.2f}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--variants", type=int, default=8)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "rules_eval.json")
+    ap.add_argument("--progress", action="store_true")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    res = evaluate(args.seed, args.variants, progress=args.progress)
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    res["command"] = f"python benchmarks/eval_rules.py --seed {args.seed} --variants {args.variants}"
+    print(f"{res['runs']} runs (generator seed {args.seed}, {args.variants} variants per scenario), {res['seconds']} s")
+    print(f"{'code':18} {'prec':>5} {'recall':>6} {'tp':>4} {'fp':>4} {'labels':>6}")
+    for code, c in res["codes"].items():
+        print(f"{code:18} {_fmt(c['precision'])} {_fmt(c['recall']):>6} {c['tp']:4d} {c['fp']:4d} {c['labels']:6d}")
+    print("\nconfidence reliability (scored findings)")
+    print(f"{'bin':14} {'n':>5} {'mean conf':>9} {'share right':>11}")
+    for r in res["reliability"]:
+        print(f"{r['bin']:14} {r['n']:5d} {r['mean_confidence']:9.2f} {r['share_right']:11.2f}")
+    print(f"\nwarnings/criticals on healthy runs: {len(res['healthy_violations'])}")
+    for v in res["healthy_violations"][:10]:
+        print(f"  {v['run']}: {v['code']} {v['severity']}: {v['message']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=1, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
