@@ -325,3 +325,44 @@ def test_two_processes_ingesting_at_once_keep_the_store_whole(tmp_path):
     assert s.metrics().height == 4
     assert s.curves().height == 8000
     assert not [p for p in store_path.rglob("*.tmp")]
+
+
+# ------------------------------------------------------------------ with the real importers
+
+@pytest.mark.slow
+def test_real_corpus_ingests_and_a_second_ingest_is_a_noop(real_dir, tmp_path):
+    s = Store(tmp_path / "store")
+    rep = s.ingest(sorted(p for p in real_dir.iterdir() if p.is_dir()))
+    assert rep.runs and all(r.status == "new" for r in rep.runs)
+    assert s.runs().height == len(rep.runs) and s.curves().height == sum(r.points for r in rep.runs)
+    m = s.metrics()
+    assert m.filter(pl.col("metric") == "eval_g0_loss")[["split", "kind", "role", "direction"]].row(0) == (
+        "val", "loss", "g0", "min")
+    before = snapshot(s.path)
+    rep2 = s.ingest(sorted(p for p in real_dir.iterdir() if p.is_dir()))
+    assert all(r.status == "unchanged" for r in rep2.runs)
+    assert snapshot(s.path) == before
+
+
+@pytest.mark.parametrize("case", ["truncated_trainer_state", "corrupt_event_file"])
+def test_real_importer_failures_leave_store_unchanged(real_dir, tmp_path, case):
+    s = Store(tmp_path / "store")
+    s.ingest([real_dir / "hf_trainer_state" / "qlora-fine-tune-poludmik"])
+    before = snapshot(s.path)
+    bad = tmp_path / "bad"
+    if case == "truncated_trainer_state":
+        src = real_dir / "hf_trainer_state" / "whisper-large-v2-japanese" / "trainer_state.json"
+        target = bad / "whisper" / "trainer_state.json"
+        target.parent.mkdir(parents=True)
+        target.write_bytes(src.read_bytes()[:5000])
+    else:
+        src = next((real_dir / "tensorboard" / "lightning-lstm-textgen").rglob("events.out.tfevents.*"))
+        target = bad / "tb" / src.name
+        target.parent.mkdir(parents=True)
+        data = bytearray(src.read_bytes())
+        data[200:260] = b"\xff" * 60
+        target.write_bytes(bytes(data))
+    with pytest.raises(IngestError) as info:
+        s.ingest([real_dir / "hf_trainer_state" / "metamath-sft", target])
+    assert target.name in str(info.value)
+    assert snapshot(s.path) == before
