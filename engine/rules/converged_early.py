@@ -38,7 +38,9 @@ def converged_early(ctx: RunContext, th: Thresholds) -> list[Finding]:
             states.append(s)
         if not states:
             continue
-        lead = states[0]
+        # the earliest curve of the objective to get there (a smoothed train curve lags
+        # its sparse eval twin or vice versa; either shows when the compute stopped paying)
+        lead = min(states, key=lambda s: s["step_near_best"])
         conf = logistic(th.conf_slope * (th.max_reached_rel - lead["reached_rel"]) / th.max_reached_rel + th.conf_bias)
         msg = (f"{lead['metric']} was within noise of its best ({fmt(lead['best_value'])}) by step "
                f"{fmt_step(lead['step_near_best'])}, {pct(lead['reached_rel'])} into the run; the remaining "

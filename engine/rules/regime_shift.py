@@ -59,6 +59,9 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
             dz, d = s.get("delta_noise"), s.get("delta")
             if s["step"] - first < th.skip_start_rel * span(ctx, m):
                 continue
+            guard = th.spike_guard_rel * span(ctx, m)
+            if any(abs(sp["step"] - s["step"]) <= guard for sp in ctx.spikes_of(m)):
+                continue  # a spike's tail seen as a jump: LOSS_SPIKE reports it
             if dz is None or d is None or abs(dz) < th.min_shift_noise:
                 continue
             rel = abs(d) / abs(level) if level else math.inf
