@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 # Column layout of Parsed.table (source order, not deduplicated, not sorted).
 PARSED_SCHEMA = pa.schema(
@@ -69,7 +70,9 @@ class Parsed:
 
     @property
     def runs(self) -> list[str]:
-        return sorted(set(self.table.column("run").to_pylist())) if self.table.num_rows else []
+        if not self.table.num_rows:
+            return []
+        return sorted(pc.unique(self.table.column("run")).to_pylist())
 
 
 def make_table(run, metric, step, value, wall_time=None) -> pa.Table:
