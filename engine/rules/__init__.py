@@ -16,6 +16,8 @@ from pathlib import Path
 from engine.rules import (converged, converged_early, divergence, erratic, healthy, loss_spike, nonfinite, plateau,
                           plateau_broken, regime_shift, still_improving, underfitting)
 from engine.rules import correlated_spikes as _correlated_spikes
+from engine.rules import generalization_gap as _generalization_gap
+from engine.rules import objective_imbalance as _objective_imbalance
 from engine.rules import grad_norm_instability as _grad_norm_instability
 from engine.rules import overfitting as _overfitting
 from engine.rules import reward_collapse as _reward_collapse
@@ -36,6 +38,8 @@ CROSS: list = [
     _reward_collapse.reward_collapse,
     _correlated_spikes.correlated_spikes,
     _grad_norm_instability.grad_norm_instability,
+    _generalization_gap.generalization_gap,
+    _objective_imbalance.objective_imbalance,
 ]
 
 RULES = PER_OBJECTIVE + CROSS + [healthy.healthy]
