@@ -43,15 +43,65 @@ def _finite_diffs(values):
 
 
 @njit(cache=True, nogil=True)
+def _select_inplace(a, k):
+    """k-th smallest (0-based) of a, reordering a so that a[:k] <= a[k] <= a[k+1:]:
+    Hoare partitioning with a median-of-three pivot, O(n) on average. (numba's
+    np.median copies and selects about 1.6x slower than numpy, measured.)"""
+    lo = 0
+    hi = a.shape[0] - 1
+    while hi > lo:
+        mid = (lo + hi) >> 1
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while pivot < a[j]:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return a[k]
+
+
+@njit(cache=True, nogil=True)
+def _median_inplace(a):
+    m = a.shape[0]
+    k = m >> 1
+    upper = _select_inplace(a, k)
+    if m & 1:
+        return upper
+    lower = a[0]
+    for i in range(1, k):
+        if a[i] > lower:
+            lower = a[i]
+    return 0.5 * lower + 0.5 * upper
+
+
+@njit(cache=True, nogil=True)
 def _mad_noise_core(values, scale):
     d = _finite_diffs(values)
     m = d.shape[0]
     if m < 2:
         return np.nan
-    med = np.median(d)
+    med = _median_inplace(d)
     for i in range(m):
         d[i] = abs(d[i] - med)
-    return scale * np.median(d)
+    return scale * _median_inplace(d)
 
 
 def mad_noise(values: np.ndarray) -> float:
@@ -64,7 +114,7 @@ def mad_noise(values: np.ndarray) -> float:
 
     NaN/Inf: non-finite points are dropped before differencing. Fewer than 3 finite
     points (fewer than 2 differences) give NaN. A constant curve gives 0.0.
-    Cost: O(n) average (two quickselect medians), one scratch array of n-1 values.
+    Cost: O(n) average (two in-place quickselect medians), one scratch array of n-1 values.
     Matches: NOISE_SCALE * np.median(np.abs(np.diff(x) - np.median(np.diff(x)))) on
     finite x; equals scipy.stats.median_abs_deviation(np.diff(x), scale="normal") / sqrt(2).
     """
@@ -193,7 +243,7 @@ def _signal_change_core(values):
             if j >= count - k:
                 tail[j - (count - k)] = values[i]
             j += 1
-    return abs(np.median(tail) - np.median(head))
+    return abs(_median_inplace(tail) - _median_inplace(head))
 
 
 def signal_to_noise(values: np.ndarray) -> float:
