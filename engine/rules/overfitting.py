@@ -34,7 +34,12 @@ def _pair_evidence(ctx: RunContext, pair, th: Thresholds) -> dict | None:
         math.inf if train_gain > 0 else 0.0)
     train_gain_rel = train_gain / abs(t_at_best) if t_at_best else math.nan
     tz = ctx.x(t, "tail_slope_z")  # evidence only: a multi-epoch staircase has flat tails within epochs
-    ok = (rise_rel >= th.min_rise_rel and rise_noise >= th.min_rise_noise and evals_after >= th.min_evals_after
+    vz = ctx.x(v, "tail_slope_z")
+    val_tail_z = sg * vz if math.isfinite(vz) else 0.0  # > 0: the held-out tail is still getting worse
+    # a single noisy end point hides a clear rise: a smaller rise counts when the held-out
+    # tail's own trend (HAC slope over the last quarter) confirms it
+    risen = rise_noise >= th.min_rise_noise or (rise_noise >= th.min_rise_noise_trend and val_tail_z >= th.min_val_tail_z)
+    ok = (rise_rel >= th.min_rise_rel and risen and evals_after >= th.min_evals_after
           and train_gain_noise >= th.min_train_gain_noise and train_gain_rel >= th.min_train_gain_rel)
     best_raw = fv["extra"].get("best_step_raw")
     return dict(ok=ok, train=t, val=v, kind=pair.kind, direction=pair.direction,
@@ -43,7 +48,7 @@ def _pair_evidence(ctx: RunContext, pair, th: Thresholds) -> dict | None:
                 val_noise=noise_v, val_points=int(n_val), val_spacing=spacing, rise=rise, rise_rel=rise_rel,
                 rise_noise=rise_noise, evals_after_best=evals_after, train_at_val_best=t_at_best, train_final=t_final,
                 train_gain=train_gain, train_gain_rel=train_gain_rel, train_gain_noise=train_gain_noise,
-                train_tail_slope_z=tz)
+                train_tail_slope_z=tz, val_tail_slope_z=vz)
 
 
 @rule(code="OVERFITTING", summary="A held-out curve turned worse after its best while training kept improving.",
@@ -53,7 +58,8 @@ def overfitting(ctx: RunContext, th: Thresholds) -> list[Finding]:
     Evidence: per train/held-out pair of one objective (same kind and direction; HF
     ``loss`` pairs with ``eval_loss``): the held-out curve's smoothed best value and step,
     its lowest logged value and step, its final value, the rise since the best (relative
-    and in noise units), the number of evaluations since the best; the train curve's
+    and in noise units; a smaller rise counts when the held-out tail slope is itself
+    significantly worsening), the number of evaluations since the best; the train curve's
     value at the held-out best step (from its fitted segments), its final value and tail
     slope z. Early stopping: the step at which patience P evaluations without a new best
     would have stopped, and the share of the run's steps after it.
