@@ -30,8 +30,28 @@ skipped, so a log may start with a whole Python script, a banner or model sample
   step seen when none follows).
 
 Names: as logged, with runs of whitespace replaced by ``_`` (``train loss`` ->
-``train_loss``, ``lm loss`` -> ``lm_loss``); abbreviations are not expanded (llm.c's
-``trl``/``tel`` stay ``trl``/``tel``). Values: plain numbers and the NaN/Inf spellings
+``train_loss``, ``lm loss`` -> ``lm_loss``), except the terse names of known trainers,
+which engine/infer.py could not read (it would call them kind ``other`` and the run
+would have no loss). They are renamed per line profile, so a word is expanded only
+where that trainer writes it:
+
+==========  ==========  ===============  ==================================================
+profile     logged      stored as        source of the convention
+==========  ==========  ===============  ==================================================
+colon       ``trl``     ``train_loss``   llm.c ``logger_log_train`` (``s:%d trl:%.4f ...``)
+colon       ``tel``     ``val_loss``     llm.c ``logger_log_val``: "test/evaluation loss",
+                                         the loss on the held-out val split
+colon       ``eval``    ``hellaswag_acc`` llm.c ``logger_log_eval`` (``s:%d eval:%.4f``, the
+                                         HellaSwag acc_norm); only on ``s:`` lines
+columns     ``train``   ``train_loss``   build-nanogpt ``log.txt`` (``f"{step} train {loss}"``)
+columns     ``val``     ``val_loss``     build-nanogpt ``log.txt`` (``f"{step} val {loss}"``)
+columns     ``hella``   ``hellaswag_acc`` build-nanogpt ``log.txt`` (HellaSwag acc_norm)
+==========  ==========  ===============  ==================================================
+
+Names that are already descriptive stay as logged (``norm`` is read as a grad norm,
+``validation_loss``, ``HellaSwag_accuracy``, ``val_loss``). Each run's attributes record
+the renaming under ``metric_aliases`` (``{"train_loss": "trl", ...}``, stored name to
+logged name), so the raw name is never lost. Values: plain numbers and the NaN/Inf spellings
 (``nan`` is a value: nanoGPT's ``loss nan`` is kept as NaN). Values with a unit
 (``74701ms``, ``0.01%``, ``nanms``) are timing annotations, not curves: skipped and
 counted in the run attributes.
@@ -68,7 +88,7 @@ _NONFINITE = {"nan": math.nan, "+nan": math.nan, "-nan": math.nan, "inf": math.i
 _UNIT = re.compile(rf"^(?:{_NUM}|nan|inf)\s*(?:ms|s|us|µs|ns|min|h|%|it/s|s/it|tok/s|GB|MB|KB|G|M|K|x)$",
                    re.IGNORECASE)
 
-COLON = re.compile(r"^\s*(?:s|step):(\d+)(?:/\d+)?(?:\s+(.*))?$")
+COLON = re.compile(r"^\s*(s|step):(\d+)(?:/\d+)?(?:\s+(.*))?$")
 COLON_TOKEN = re.compile(r"(?:^|\s)([A-Za-z_][\w/.\-]*):(\S+)")
 NANOGPT = re.compile(r"^\s*(?:iter|step)\s+(\d+):\s*(.*)$")
 NANOGPT_PAIR = re.compile(r"^\s*([A-Za-z_][\w/.\- ]*?)\s+(\S+)\s*$")
@@ -80,6 +100,12 @@ DICT_PAIR = re.compile(r"'([^']+)':\s*([^,}]+)")
 STEPLESS = re.compile(r"^\s*(validation loss|val loss|HellaSwag accuracy)\s*:\s*(?:\d+\s*/\s*\d+\s*=\s*)?(\S+)\s*$",
                       re.IGNORECASE)
 _WS = re.compile(r"\s+")
+# Terse names of known trainers -> names engine/infer.py reads (see the module docstring).
+ALIASES = {
+    "colon": {"trl": "train_loss", "tel": "val_loss"},
+    "colon_llmc": {"trl": "train_loss", "tel": "val_loss", "eval": "hellaswag_acc"},
+    "columns": {"train": "train_loss", "val": "val_loss", "hella": "hellaswag_acc"},
+}
 DICT_SUMMARY = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
 
 
@@ -145,7 +171,7 @@ def _parse_line(line: str, user):
             return "user", m.group("step"), pairs
     m = COLON.match(line)
     if m:
-        return "colon", m.group(1), COLON_TOKEN.findall(m.group(2) or "")
+        return ("colon_llmc" if m.group(1) == "s" else "colon"), m.group(2), COLON_TOKEN.findall(m.group(3) or "")
     m = NANOGPT.match(line)
     if m:
         pairs = []
@@ -224,6 +250,7 @@ def read(path: Path, *, run: str | None = None, options: IngestOptions = IngestO
     last_step: int | None = None
     dict_count = 0
     summary: dict = {}
+    aliases: dict[str, str] = {}
 
     def emit(metric, step, value):
         nonlocal current, seg_first
@@ -258,9 +285,15 @@ def read(path: Path, *, run: str | None = None, options: IngestOptions = IngestO
             if r is None:
                 continue
             profile, step_text, pairs = r
+            amap = ALIASES.get(profile)
+            if profile == "colon_llmc":
+                profile = "colon"
             parsed_pairs = []
             for key, tok in pairs:
                 name = _name(key)
+                if amap is not None and name in amap:
+                    aliases[amap[name]] = name
+                    name = amap[name]
                 v = _value(tok)
                 if isinstance(v, float):
                     parsed_pairs.append((name, v))
@@ -314,6 +347,8 @@ def read(path: Path, *, run: str | None = None, options: IngestOptions = IngestO
                                                     ("non_numeric", skipped_text)) if v}
     if summary:
         info["train_summary"] = summary
+    if aliases:
+        info["metric_aliases"] = aliases
     if len(run_names) > 1:
         info["segments_in_file"] = len(run_names)
     for r in run_names:

@@ -16,8 +16,8 @@ MODDED = T + "modded-nanogpt/track_1_short/"
 # (relative path, runs, rows, {metric: points})
 REAL = [
     (T + "nanogpt-chenzihua-nan/train.log", 1, 101, {"loss": 91, "train_loss": 5, "val_loss": 5}),
-    (MODDED + "2024-06-06_AdamW/f66d43d7-e449-4029-8adf-e8537bab49ea.log", 1, 9612, {"trl": 9536, "tel": 76}),
-    (MODDED + "2024-10-13_llmc/main.log", 1, 58760, {"trl": 19560, "lr": 19560, "norm": 19560, "tel": 80}),
+    (MODDED + "2024-06-06_AdamW/f66d43d7-e449-4029-8adf-e8537bab49ea.log", 1, 9612, {"train_loss": 9536, "val_loss": 76}),
+    (MODDED + "2024-10-13_llmc/main.log", 1, 58760, {"train_loss": 19560, "lr": 19560, "norm": 19560, "val_loss": 80}),
     (MODDED + "2024-10-10_Muon/eb5659d0-fb6a-49e5-a311-f1f89412f726.txt", 1, 6251, {"train_loss": 6200, "val_loss": 51}),
     (MODDED + "2024-10-20_ScaleUp1B/c0078066-c8c9-49c8-868a-ff4d4f32e615.txt", 1, 15382,
      {"train_loss": 15258, "val_loss": 124}),
@@ -28,12 +28,12 @@ REAL = [
     (MODDED + "2024-10-29_Optimizers/95a9fd44-7c13-49c7-b324-3e7d9e23a499.txt", 1, 5142,
      {"train_loss": 5100, "val_loss": 42}),
     (MODDED + "2026-07-17_FP8DownProjection/this_pr/11cb620c-daaf-4e85-83fc-258a5eb7ba09.txt", 1, 7, {"val_loss": 7}),
-    (T + "modded-nanogpt/track_2_medium/2025-01-18/main.log", 1, 241, {"tel": 241}),
+    (T + "modded-nanogpt/track_2_medium/2025-01-18/main.log", 1, 241, {"val_loss": 241}),
     (T + "modded-nanogpt/track_3_optimization/results/1bd8db7a-f3a3-4195-856d-cab7e0816443.txt", 20, 780,
      {"val_loss": 780}),
-    (T + "build-nanogpt-agndm/log_2.5_epoch_full/log.txt", 1, 56497, {"train": 56047, "val": 225, "hella": 225}),
-    (T + "build-nanogpt-agndm/log_half_dataset/log.txt", 1, 19229, {"train": 19073, "val": 78, "hella": 78}),
-    (T + "build-nanogpt-agndm/log_no_warmup/log.txt", 1, 19229, {"train": 19073, "val": 78, "hella": 78}),
+    (T + "build-nanogpt-agndm/log_2.5_epoch_full/log.txt", 1, 56497, {"train_loss": 56047, "val_loss": 225, "hellaswag_acc": 225}),
+    (T + "build-nanogpt-agndm/log_half_dataset/log.txt", 1, 19229, {"train_loss": 19073, "val_loss": 78, "hellaswag_acc": 78}),
+    (T + "build-nanogpt-agndm/log_no_warmup/log.txt", 1, 19229, {"train_loss": 19073, "val_loss": 78, "hellaswag_acc": 78}),
     (T + "build-nanogpt-agndm/log_bigger/nanogpt-bigger-1818620.out", 1, 76448,
      {"loss": 19073, "lr": 19073, "norm": 19073, "tok/sec": 19073, "validation_loss": 78, "HellaSwag_accuracy": 78}),
     ("rlhf/reward-model-tlab-alignment/wandb/run-20241216_135818-xmayk974/files/output.log", 1, 100,
@@ -94,12 +94,12 @@ def test_modded_values(real_dir):
     norm = curve(df, "norm")
     assert norm.filter(pl.col("step") == 9025)["value"].to_list() == [2.02]
     assert norm.filter(pl.col("step") == 7435)["value"].to_list() == [1.44]
-    assert curve(df, "tel")["value"][-1] == 3.2722 and curve(df, "lr")["value"][0] == 0.000001
+    assert curve(df, "val_loss")["value"][-1] == 3.2722 and curve(df, "lr")["value"][0] == 0.000001
     df = frame(text.read(real_dir / MODDED / "2024-10-20_ScaleUp1B/87bd51fd-6203-4c88-b3aa-8a849a6a83ca.txt"))
     low = curve(df, "train_loss").sort("value").row(0, named=True)
     assert low["step"] == 17106 and low["value"] == 0.9071
     df = frame(text.read(real_dir / T / "modded-nanogpt/track_2_medium/2025-01-18/main.log"))
-    tail = curve(df, "tel").filter(pl.col("step") >= 57250)["value"]
+    tail = curve(df, "val_loss").filter(pl.col("step") >= 57250)["value"]
     assert len(tail) == 12 and tail.min() == pytest.approx(2.9281) and tail.max() == pytest.approx(2.9287)
 
 
@@ -128,8 +128,8 @@ def test_build_nanogpt_stepless_lines(real_dir):
         ("validation_loss", 0, 11.0864), ("HellaSwag_accuracy", 0, 0.2498), ("loss", 0, 11.087302)]
     assert curve(df, "norm")["value"][0] == 23.1795 and curve(df, "lr")["value"][0] == 8.3916e-07
     df = frame(text.read(real_dir / T / "build-nanogpt-agndm/log_2.5_epoch_full/log.txt"))
-    assert curve(df, "val")["value"][-1] == 2.9752 and curve(df, "val")["step"][-1] == 56000
-    low = curve(df, "train").sort("value").row(0, named=True)
+    assert curve(df, "val_loss")["value"][-1] == 2.9752 and curve(df, "val_loss")["step"][-1] == 56000
+    low = curve(df, "train_loss").sort("value").row(0, named=True)
     assert low["step"] == 43055 and low["value"] == pytest.approx(2.6829, abs=1e-4)
 
 
@@ -240,3 +240,47 @@ def test_nanogpt_eval_and_dict_eval_steps(tmp_path):
         ("loss", 1), ("learning_rate", 1), ("epoch", 1), ("eval_loss", 1), ("eval_runtime", 1), ("epoch", 1),
         ("loss", 2), ("learning_rate", 2), ("epoch", 2), ("loss", 300), ("epoch", 300)]
     assert math.isnan(df["value"][6])
+
+
+# ---- metric names the role inference can read ----------------------------------------
+
+# every metric name the real text logs give, with the (split, kind, direction) that
+# engine.infer must read from it; a new name in the corpus fails the test until added here
+EXPECTED_ROLES = {
+    "train_loss": ("train", "loss", "min"), "val_loss": ("val", "loss", "min"),
+    "validation_loss": ("val", "loss", "min"), "loss": ("none", "loss", "min"),
+    "hellaswag_acc": ("none", "accuracy", "max"), "HellaSwag_accuracy": ("none", "accuracy", "max"),
+    "lr": ("none", "lr", "none"), "learning_rate": ("none", "lr", "none"),
+    "norm": ("none", "grad_norm", "none"), "grad_norm": ("none", "grad_norm", "none"),
+    "tok/sec": ("none", "throughput", "max"), "epoch": ("none", "other", "none"),
+}
+
+
+@pytest.mark.parametrize("rel", [r[0] for r in REAL], ids=[r[0].split("/")[-1][:24] for r in REAL])
+def test_real_metric_names_have_sensible_roles(real_dir, rel):
+    from engine.infer import infer
+
+    p = text.read(real_dir / rel)
+    names = set(p.table.column("metric").to_pylist())
+    got = {n: (r.split, r.kind, r.direction) for n in names for r in [infer(n)]}
+    assert got == {n: EXPECTED_ROLES.get(n) for n in names}, rel
+    assert any(k == "loss" for _, k, _ in got.values()), f"{rel}: no loss metric among {sorted(names)}"
+
+
+def test_trainer_abbreviations_are_expanded_and_recorded(real_dir, tmp_path):
+    p = text.read(real_dir / MODDED / "2024-10-13_llmc/main.log")
+    assert p.attributes[p.runs[0]]["metric_aliases"] == {"val_loss": "tel", "train_loss": "trl"}
+    p = text.read(real_dir / T / "build-nanogpt-agndm/log_half_dataset/log.txt")
+    assert p.attributes[p.runs[0]]["metric_aliases"] == {"val_loss": "val", "hellaswag_acc": "hella",
+                                                         "train_loss": "train"}
+    p = text.read(real_dir / MODDED / "2024-10-10_Muon/eb5659d0-fb6a-49e5-a311-f1f89412f726.txt")
+    assert "metric_aliases" not in p.attributes[p.runs[0]]  # already descriptive: nothing renamed
+    # llm.c's eval line is HellaSwag; 'eval' after a step: prefix (not llm.c) stays as logged,
+    # and 'val' is renamed only in build-nanogpt's column lines
+    f = tmp_path / "llmc.log"
+    f.write_text("s:0 tel:11.0\ns:0 trl:11.0 lr:0.0006 norm:1.5\ns:0 eval:0.25\nstep:1 eval:0.5 val:2.0\n"
+                 "step 2: val 3.0, train 2.5\n")
+    df = frame(text.read(f))
+    assert df.select("metric", "step", "value").rows() == [
+        ("val_loss", 0, 11.0), ("train_loss", 0, 11.0), ("lr", 0, 0.0006), ("norm", 0, 1.5),
+        ("hellaswag_acc", 0, 0.25), ("eval", 1, 0.5), ("val", 1, 2.0), ("val", 2, 3.0), ("train", 2, 2.5)]
