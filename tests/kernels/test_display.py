@@ -67,6 +67,10 @@ def test_m4_matches_reference(c, n_out):
 @given(c=st.one_of(curves(finite_only=True), curves(finite_only=True, tied=True)), n_out=st.integers(3, 40))
 def test_lttb_equals_tsdownsample(c, n_out):
     steps, values = c
+    # On a constant curve every triangle in a bucket has area 0: any index is "the"
+    # largest, and tsdownsample's vectorised argmax does not return the first one
+    # (observed: index 32 of bucket 1..48 on 97 equal values). Ours takes the first.
+    assume(len(values) == 0 or np.ptp(values) > 0)
     np.testing.assert_array_equal(lttb(steps, values, n_out=n_out),
                                   LTTBDownsampler().downsample(steps, values, n_out=n_out))
 
