@@ -53,6 +53,8 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
             continue
         share = (end - start) / total
         from_start = i == 0
+        if from_start and ctx.x(m, "improvement_rel") >= th.max_improvement_from_start:
+            continue  # "flat from the start" of a curve that improved: its noise hides a slow descent
         lr = _lr_state(ctx, m, th)
         if lr == "decayed" and not from_start:
             continue  # a flat end under a decayed LR is annealing / convergence, not a stall
