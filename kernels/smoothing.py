@@ -34,6 +34,15 @@ _LN2 = math.log(2.0)
 MAD_TO_SD = 1.482602218505602
 
 
+def _all_finite(x: np.ndarray) -> bool:
+    """True for a non-empty array without NaN/Inf: a finite sum proves it in one
+    vectorised pass (an overflowing sum of finite values just takes the slow path)."""
+    if x.shape[0] == 0:
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        return math.isfinite(float(np.sum(x)))
+
+
 def _as_values(values, name: str) -> np.ndarray:
     x = np.ascontiguousarray(values, dtype=np.float64)
     if x.ndim != 1:
@@ -86,6 +95,90 @@ def _check_min_periods(min_periods, window: int, name: str) -> int:
 
 
 @njit(cache=True, nogil=True)
+def _ema_lanes(values, start, level0, ref, alpha, out):
+    """out[i] = ref + l_i for i >= start, l_i = l_{i-1} + alpha * ((x_i - ref) - l_{i-1}),
+    l_{start-1} = level0. Returns False when a non-finite value (or an overflow) reached
+    a lane: a non-finite level never turns finite again, so checking the eight final
+    levels replaces a finite test per point; the caller then takes the skipping loop.
+
+    The recurrence is latency-bound (one dependent sub-mul-add per point, ~3.5 ns).
+    The range is cut into eight lanes run side by side, each started from 0; lane k's
+    true level is its local level plus (1 - alpha)^j times the level it inherits, added
+    in a short fix-up pass that stops once that part no longer changes the output. Sums are taken
+    around ref (the first value), so a constant curve stays exactly constant and 1e9
+    offsets lose nothing."""
+    n = values.shape[0]
+    m = n - start
+    if m <= 0:
+        return True
+    lane = m // 8
+    if lane < 64:
+        level = level0
+        for i in range(start, n):
+            level = level + alpha * ((values[i] - ref) - level)
+            out[i] = ref + level
+        return np.isfinite(level)
+    l0 = level0
+    l1 = 0.0
+    l2 = 0.0
+    l3 = 0.0
+    l4 = 0.0
+    l5 = 0.0
+    l6 = 0.0
+    l7 = 0.0
+    for t in range(lane):
+        i0 = start + 0 * lane + t
+        i1 = start + 1 * lane + t
+        i2 = start + 2 * lane + t
+        i3 = start + 3 * lane + t
+        i4 = start + 4 * lane + t
+        i5 = start + 5 * lane + t
+        i6 = start + 6 * lane + t
+        i7 = start + 7 * lane + t
+        l0 = l0 + alpha * ((values[i0] - ref) - l0)
+        l1 = l1 + alpha * ((values[i1] - ref) - l1)
+        l2 = l2 + alpha * ((values[i2] - ref) - l2)
+        l3 = l3 + alpha * ((values[i3] - ref) - l3)
+        l4 = l4 + alpha * ((values[i4] - ref) - l4)
+        l5 = l5 + alpha * ((values[i5] - ref) - l5)
+        l6 = l6 + alpha * ((values[i6] - ref) - l6)
+        l7 = l7 + alpha * ((values[i7] - ref) - l7)
+        out[i0] = ref + l0
+        out[i1] = ref + l1
+        out[i2] = ref + l2
+        out[i3] = ref + l3
+        out[i4] = ref + l4
+        out[i5] = ref + l5
+        out[i6] = ref + l6
+        out[i7] = ref + l7
+    for i in range(start + 8 * lane, n):
+        l7 = l7 + alpha * ((values[i] - ref) - l7)
+        out[i] = ref + l7
+    if not (np.isfinite(l0) and np.isfinite(l1) and np.isfinite(l2) and np.isfinite(l3)
+            and np.isfinite(l4) and np.isfinite(l5) and np.isfinite(l6) and np.isfinite(l7)):
+        return False
+    beta = 1.0 - alpha
+    locals_end = np.array([l0, l1, l2, l3, l4, l5, l6, l7])
+    inherited = l0
+    for k in range(1, 8):
+        lane_start = start + k * lane
+        lane_end = lane_start + lane if k < 7 else n
+        factor = 1.0
+        if inherited != 0.0:
+            for i in range(lane_start, lane_end):
+                factor *= beta
+                contribution = factor * inherited
+                # stop once the inherited part is below 2^-60 of the value it corrects:
+                # from there it no longer changes a double (it decays further), so the
+                # fix-up touches ~40/alpha points, not the lane
+                if abs(contribution) < 8.673617379884035e-19 * abs(out[i]) or contribution == 0.0:
+                    break
+                out[i] += contribution
+        inherited = locals_end[k] + beta ** (lane_end - lane_start) * inherited
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _ema_core(values, alpha, out):
     n = values.shape[0]
     i = 0
@@ -126,7 +219,10 @@ def ema(values: np.ndarray, *, alpha: float) -> np.ndarray:
         raise ValueError(f"ema: alpha must be in (0, 1], got {alpha!r}")
     x = _as_values(values, "ema")
     out = np.empty_like(x)
-    _ema_core(x, float(alpha), out)
+    if not (x.shape[0] and math.isfinite(x[0]) and _ema_lanes(x, 1, 0.0, float(x[0]), float(alpha), out)):
+        _ema_core(x, float(alpha), out)
+    else:
+        out[0] = x[0]
     return out
 
 
@@ -156,6 +252,26 @@ def _debiased_ema_core(values, weight, out):
             out[i] = x
 
 
+@njit(cache=True, nogil=True)
+def _debiased_ema_head(values, weight, ref, out):
+    """The first points of debiased_ema on an all-finite, non-constant curve, relative
+    to ref: last_rel = w*last_rel + (1-w)*(x - ref), out = ref + last_rel / (1 - w^k),
+    until w^k < 2^-60. Returns (last_rel, number of points done)."""
+    n = values.shape[0]
+    keep = 1.0 - weight
+    last = 0.0
+    weight_pow = 1.0
+    i = 0
+    while i < n:
+        last = last * weight + keep * (values[i] - ref)
+        weight_pow *= weight
+        out[i] = ref + last / (1.0 - weight_pow)
+        i += 1
+        if weight_pow < 8.673617379884035e-19:
+            break
+    return last, i
+
+
 def debiased_ema(values: np.ndarray, *, weight: float) -> np.ndarray:
     """TensorBoard's scalar smoothing: a zero-started EMA divided by its bias 1 - w^k.
 
@@ -177,9 +293,27 @@ def debiased_ema(values: np.ndarray, *, weight: float) -> np.ndarray:
         raise ValueError(f"debiased_ema: weight must be in [0, 1), got {weight!r}")
     x = _as_values(values, "debiased_ema")
     out = np.empty_like(x)
-    if x.shape[0]:
-        _debiased_ema_core(x, float(weight), out)
+    if x.shape[0] == 0:
+        return out
+    if math.isfinite(x[0]):
+        # the first points need the division by 1 - w^k; once w^k < 2^-60 the
+        # divisor is 1.0 exactly and the rest is a plain EMA of the zero-started
+        # level. Relative to ref = x[0] a constant curve gives exactly ref, which is
+        # TensorBoard's "return a constant series unchanged".
+        ref = float(x[0])
+        level, done = _debiased_ema_head(x, float(weight), ref, out)
+        if math.isfinite(level) and _ema_lanes(x, done, level, ref, 1.0 - float(weight), out):
+            return out
+    _debiased_ema_core(x, float(weight), out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _evenly_spaced(steps, gap):
+    for i in range(1, steps.shape[0]):
+        if steps[i] - steps[i - 1] != gap:
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -234,7 +368,15 @@ def time_weighted_ema(steps: np.ndarray, values: np.ndarray, *, half_life_steps:
     x = _as_values(values, "time_weighted_ema")
     s = _as_steps(steps, x.shape[0], "time_weighted_ema")
     out = np.empty_like(x)
-    _time_weighted_ema_core(s, x, _LN2 / float(half_life_steps), out)
+    rate = _LN2 / float(half_life_steps)
+    if x.shape[0] > 1 and math.isfinite(x[0]):
+        gap = int(s[1] - s[0])
+        if _evenly_spaced(s, gap):
+            # evenly logged (the common case): exactly ema with the gap's alpha
+            out[0] = x[0]
+            if _ema_lanes(x, 1, 0.0, float(x[0]), -math.expm1(-rate * gap), out):
+                return out
+    _time_weighted_ema_core(s, x, rate, out)
     return out
 
 

@@ -391,3 +391,27 @@ def test_rolling_median_both_algorithms(monkeypatch, sorted_max, seed):
         for center in (False, True):
             close(rolling_median(x, window=window, center=center), rolling_median_ref(x, window, center), x,
                   msg=f"sorted_max={sorted_max} seed={seed} w={window} c={center}")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_long_finite_curves_take_the_lane_path_and_match(seed):
+    # all-finite curves of >= 256 points run the four-lane EMA (and the debiased head +
+    # lanes); they must agree with the twins, and a prefix must agree with the full run
+    # to rounding (lane boundaries move with the length, so not bit for bit)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, 700).cumsum() + 50.0
+    x[300] = 1e300 if seed else -40.0
+    for alpha in (0.001, 0.05, 0.3, 1.0):
+        close(ema(x, alpha=alpha), ema_ref(x, alpha), x, msg=f"ema seed={seed} alpha={alpha}")
+        np.testing.assert_allclose(ema(x[:400], alpha=alpha), ema(x, alpha=alpha)[:400], rtol=1e-12)
+    for weight in (0.0, 0.6, 0.97):
+        close(debiased_ema(x, weight=weight), debiased_ema_ref(x, weight), x, msg=f"debiased seed={seed} w={weight}")
+    np.testing.assert_array_equal(ema(np.full(1000, 0.1), alpha=0.3), 0.1)
+    np.testing.assert_array_equal(debiased_ema(np.r_[np.full(999, 0.1), 0.2], weight=0.3)[:999], 0.1)
+
+
+def test_time_weighted_ema_long_uniform_and_uneven_match_twin():
+    rng = np.random.default_rng(21)
+    x = rng.normal(0, 1, 600).cumsum()
+    for s in (np.arange(600, dtype=np.int64) * 7, steps_for(600, 21)):
+        close(time_weighted_ema(s, x, half_life_steps=25.0), time_weighted_ema_ref(s, x, 25.0), x)
