@@ -64,13 +64,14 @@ def test_m4_matches_reference(c, n_out):
 
 
 @settings(deadline=None)
-@given(c=st.one_of(curves(finite_only=True), curves(finite_only=True, tied=True)), n_out=st.integers(3, 40))
+@given(c=curves(finite_only=True), n_out=st.integers(3, 40))
 def test_lttb_equals_tsdownsample(c, n_out):
     steps, values = c
-    # On a constant curve every triangle in a bucket has area 0: any index is "the"
-    # largest, and tsdownsample's vectorised argmax does not return the first one
-    # (observed: index 32 of bucket 1..48 on 97 equal values). Ours takes the first.
-    assume(len(values) == 0 or np.ptp(values) > 0)
+    # Tied values are left out here: where a bucket and its neighbours share one value,
+    # every triangle has the same area, any index is "the" largest, and tsdownsample's
+    # vectorised argmax does not return the first (observed: index 31 where ours, like
+    # the slow twin, takes 24). Ties are covered by test_lttb_matches_reference.
+    assume(len(np.unique(values)) == len(values))
     np.testing.assert_array_equal(lttb(steps, values, n_out=n_out),
                                   LTTBDownsampler().downsample(steps, values, n_out=n_out))
 
