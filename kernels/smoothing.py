@@ -781,14 +781,16 @@ def rolling_median(values: np.ndarray, *, window: int, center: bool = False,
 
 
 @njit(cache=True, nogil=True)
-def _gaussian_core(steps, values, radius, table, offset, out):
+def _gaussian_core(steps, values, radius, table, offset, i_from, i_to, out):
     n = values.shape[0]
     lo = 0
     hi = 0
-    for i in range(n):
+    for i in range(i_from, i_to):
         si = steps[i]
         while steps[lo] < si - radius:
             lo += 1
+        if hi < lo:
+            hi = lo
         while hi < n and steps[hi] <= si + radius:
             hi += 1
         sw = 0.0
@@ -808,6 +810,82 @@ def _gaussian_core(steps, values, radius, table, offset, out):
             out[i] = np.nan
 
 
+_GAUSS_BLOCK = 2048
+
+
+@njit(cache=True, nogil=True)
+def _gaussian_even_core(centered, finite, has_nonfinite, weights, r, offset, out):
+    """Interior points (r <= i < n - r) of evenly spaced curves: the kernel is fixed,
+    so out = sum_j w_j x_{i+j} is computed offset by offset over blocks of points: each
+    inner loop is an independent multiply-add per point, which the compiler vectorises
+    (the per-point dot product is one serial chain of adds, 10x slower, measured)."""
+    n = centered.shape[0]
+    num = np.empty(_GAUSS_BLOCK, dtype=np.float64)
+    den = np.empty(_GAUSS_BLOCK, dtype=np.float64)
+    norm = 0.0
+    for j in range(2 * r + 1):
+        norm += weights[j]
+    start = r
+    if not has_nonfinite:
+        # eight outputs at a time: eight independent chains of multiply-adds, and the
+        # symmetric kernel pairs x[i-j] with x[i+j] (half the multiplies)
+        w0 = weights[r]
+        stop8 = start + ((n - 2 * r) // 8) * 8
+        for i in range(start, stop8, 8):
+            a0 = w0 * centered[i]
+            a1 = w0 * centered[i + 1]
+            a2 = w0 * centered[i + 2]
+            a3 = w0 * centered[i + 3]
+            a4 = w0 * centered[i + 4]
+            a5 = w0 * centered[i + 5]
+            a6 = w0 * centered[i + 6]
+            a7 = w0 * centered[i + 7]
+            for j in range(1, r + 1):
+                w = weights[r + j]
+                a0 += w * (centered[i - j] + centered[i + j])
+                a1 += w * (centered[i + 1 - j] + centered[i + 1 + j])
+                a2 += w * (centered[i + 2 - j] + centered[i + 2 + j])
+                a3 += w * (centered[i + 3 - j] + centered[i + 3 + j])
+                a4 += w * (centered[i + 4 - j] + centered[i + 4 + j])
+                a5 += w * (centered[i + 5 - j] + centered[i + 5 + j])
+                a6 += w * (centered[i + 6 - j] + centered[i + 6 + j])
+                a7 += w * (centered[i + 7 - j] + centered[i + 7 + j])
+            out[i] = a0 / norm + offset
+            out[i + 1] = a1 / norm + offset
+            out[i + 2] = a2 / norm + offset
+            out[i + 3] = a3 / norm + offset
+            out[i + 4] = a4 / norm + offset
+            out[i + 5] = a5 / norm + offset
+            out[i + 6] = a6 / norm + offset
+            out[i + 7] = a7 / norm + offset
+        for i in range(stop8, n - r):
+            a0 = w0 * centered[i]
+            for j in range(1, r + 1):
+                a0 += weights[r + j] * (centered[i - j] + centered[i + j])
+            out[i] = a0 / norm + offset
+        return
+    while start < n - r:
+        size = min(_GAUSS_BLOCK, n - r - start)
+        num[:size] = 0.0
+        if has_nonfinite:
+            den[:size] = 0.0
+        for j in range(2 * r + 1):
+            w = weights[j]
+            base = start - r + j
+            for t in range(size):
+                num[t] += w * centered[base + t]
+            if has_nonfinite:
+                for t in range(size):
+                    den[t] += w * finite[base + t]
+        if has_nonfinite:
+            for t in range(size):
+                out[start + t] = num[t] / den[t] + offset if den[t] > 0.0 else np.nan
+        else:
+            for t in range(size):
+                out[start + t] = num[t] / norm + offset
+        start += size
+
+
 _MAX_GAUSSIAN_TABLE = 1 << 24
 
 
@@ -823,7 +901,8 @@ def gaussian_smooth(steps: np.ndarray, values: np.ndarray, *, sigma_steps: float
     NaN/Inf: non-finite points are skipped (weight 0); the output is NaN only where no
     finite point lies within 4 sigma. steps: strictly increasing integers.
     Cost: O(n * k) time where k is the number of points within +-4 sigma (a weight table
-    over integer gaps replaces exp); O(4 sigma) extra memory.
+    over integer gaps replaces exp; evenly spaced curves take a vectorised fixed-kernel
+    loop); O(4 sigma) extra memory, plus two n-arrays on evenly spaced curves.
     Matches: scipy.ndimage.gaussian_filter1d(values, sigma, truncate=4.0) on evenly
     spaced steps away from the ends, when int(4 sigma + 0.5) == floor(4 sigma) (scipy
     rounds its radius to nearest, we cut at 4 sigma exactly).
@@ -839,11 +918,24 @@ def gaussian_smooth(steps: np.ndarray, values: np.ndarray, *, sigma_steps: float
     d = np.arange(radius + 1, dtype=np.float64) / float(sigma_steps)
     table = np.exp(-0.5 * d * d)
     out = np.empty_like(x)
-    finite = x[np.isfinite(x)]
+    n = x.shape[0]
+    if n == 0:
+        return out
+    finite = np.isfinite(x)
+    any_finite = bool(finite.any())
     # sums taken around the first finite value: raw sums lose digits on 1e9 offsets
-    offset = float(finite[0]) if finite.size else 0.0
-    if x.shape[0]:
-        _gaussian_core(s, x, radius, table, offset, out)
+    offset = float(x[np.argmax(finite)]) if any_finite else 0.0
+    gap = int(s[1] - s[0]) if n > 1 else 0
+    r = radius // gap if gap > 0 else 0
+    if n > 2 * r + 1 and r > 0 and _evenly_spaced(s, gap):
+        weights = table[np.abs(np.arange(-r, r + 1)) * gap]
+        has_nonfinite = not bool(finite.all())
+        centered = np.where(finite, x - offset, 0.0) if has_nonfinite else x - offset
+        _gaussian_even_core(centered, finite.astype(np.float64), has_nonfinite, weights, r, offset, out)
+        _gaussian_core(s, x, radius, table, offset, 0, r, out)
+        _gaussian_core(s, x, radius, table, offset, n - r, n, out)
+    else:
+        _gaussian_core(s, x, radius, table, offset, 0, n, out)
     return out
 
 

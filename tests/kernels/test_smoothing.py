@@ -415,3 +415,17 @@ def test_time_weighted_ema_long_uniform_and_uneven_match_twin():
     x = rng.normal(0, 1, 600).cumsum()
     for s in (np.arange(600, dtype=np.int64) * 7, steps_for(600, 21)):
         close(time_weighted_ema(s, x, half_life_steps=25.0), time_weighted_ema_ref(s, x, 25.0), x)
+
+
+@pytest.mark.parametrize("pattern", ["none", "first", "middle_run", "mixed", "everywhere"])
+@pytest.mark.parametrize("gap,sigma", [(1, 2.0), (3, 7.5), (5, 1.0)])
+def test_gaussian_even_steps_match_twin(pattern, gap, sigma):
+    # evenly spaced steps take the fixed-kernel path in the interior
+    x = placed(pattern, math.nan, n=90) if pattern != "none" else placed("first", 1.0, n=90)
+    if pattern == "mixed":
+        x[40] = 1e300
+    s = np.arange(90, dtype=np.int64) * gap + 1000
+    got = gaussian_smooth(s, x, sigma_steps=sigma)
+    np.testing.assert_allclose(got, gaussian_smooth_ref(s, x, sigma), rtol=1e-9, atol=1e-9, equal_nan=True,
+                               err_msg=f"{pattern} gap={gap} sigma={sigma}")
+    np.testing.assert_allclose(gaussian_smooth(s, x + 1e9, sigma_steps=sigma) - 1e9, got, atol=2e-6, equal_nan=True)
