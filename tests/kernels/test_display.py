@@ -16,14 +16,14 @@ NONFINITE = [math.nan, math.inf, -math.inf]
 
 
 @st.composite
-def curves(draw, finite_only=False, tied=False):
+def curves(draw, finite_only=False, tied=False, unique=False):
     n = draw(st.integers(0, 150))
     gaps = draw(hnp.arrays(np.int64, n, elements=st.integers(1, 30)))
     steps = np.cumsum(gaps) + draw(st.integers(-1000, 1000))
     el = st.integers(0, 4).map(float) if tied else st.floats(-1e6, 1e6)
     if not finite_only:
         el = st.one_of(el, st.sampled_from(NONFINITE))
-    values = draw(hnp.arrays(np.float64, n, elements=el))
+    values = draw(hnp.arrays(np.float64, n, elements=el, unique=unique))
     return steps.astype(np.int64), values
 
 
@@ -64,14 +64,13 @@ def test_m4_matches_reference(c, n_out):
 
 
 @settings(deadline=None)
-@given(c=curves(finite_only=True), n_out=st.integers(3, 40))
+@given(c=curves(finite_only=True, unique=True), n_out=st.integers(3, 40))
 def test_lttb_equals_tsdownsample(c, n_out):
     steps, values = c
     # Tied values are left out here: where a bucket and its neighbours share one value,
     # every triangle has the same area, any index is "the" largest, and tsdownsample's
     # vectorised argmax does not return the first (observed: index 31 where ours, like
     # the slow twin, takes 24). Ties are covered by test_lttb_matches_reference.
-    assume(len(np.unique(values)) == len(values))
     np.testing.assert_array_equal(lttb(steps, values, n_out=n_out),
                                   LTTBDownsampler().downsample(steps, values, n_out=n_out))
 
