@@ -108,16 +108,21 @@ def main() -> None:
     n = max(sizes)
     setup = (f"import numpy as np; from benchmarks._common import loss_curve; s, x = loss_curve({n}); "
              "from kernels import smoothing as sm\n")
-    base = peak_rss_mb(setup)
-    for kernel, code in [("ema", "sm.ema(x, alpha=0.01)"), ("rolling_median w=101", "sm.rolling_median(x, window=101)"),
-                         ("rolling_mean w=101", "sm.rolling_mean(x, window=101)"),
-                         ("gaussian_smooth sigma=10", "sm.gaussian_smooth(s, x, sigma_steps=10.0)"),
-                         ("anchor: bottleneck move_median", "import bottleneck as bn; bn.move_median(x, 101, min_count=1)"),
-                         ("anchor: polars ewm_mean", "import polars as pl; pl.Series(x).ewm_mean(alpha=0.01, adjust=False)")]:
-        mb = peak_rss_mb(setup + code)
-        rows.append({"kernel": kernel, "kind": "peak_rss", "n": n, "peak_rss_mb": mb,
-                     "baseline_rss_mb": base, "notes": "fresh subprocess; baseline = imports + curve"})
-        print(f"peak RSS n={n:,} {kernel}: {mb:.0f} MiB (baseline {base:.0f})", flush=True)
+    # each case's baseline runs the same call on 1,000 points first (imports, numba
+    # cache load, curve), so the difference is the memory the full-size call adds
+    for kernel, code in [("ema", "sm.ema({x}, alpha=0.01)"), ("rolling_median w=101", "sm.rolling_median({x}, window=101)"),
+                         ("rolling_mean w=101", "sm.rolling_mean({x}, window=101)"),
+                         ("gaussian_smooth sigma=10", "sm.gaussian_smooth({s}, {x}, sigma_steps=10.0)"),
+                         ("anchor: bottleneck move_median", "import bottleneck as bn; bn.move_median({x}, 101, min_count=1)"),
+                         ("anchor: polars ewm_mean", "import polars as pl; pl.Series({x}).ewm_mean(alpha=0.01, adjust=False)")]:
+        warm = code.format(x="x[:1000]", s="s[:1000]")
+        base = peak_rss_mb(setup + warm)
+        mb = peak_rss_mb(setup + warm + "\n" + code.format(x="x", s="s"))
+        rows.append({"kernel": kernel, "kind": "peak_rss", "n": n, "peak_rss_mb": mb, "baseline_rss_mb": base,
+                     "added_mb": mb - base, "input_mb": n * 8 / 2**20,
+                     "notes": "fresh subprocess; baseline = imports + curve + the call on 1,000 points"})
+        print(f"peak RSS n={n:,} {kernel}: +{mb - base:.0f} MiB over baseline {base:.0f} MiB "
+              f"(input {n * 8 / 2**20:.0f} MiB)", flush=True)
     path = save("smoothing", rows, versions={"polars": pl.__version__, "pandas": pd.__version__,
                                              "bottleneck": bn.__version__, "scipy": scipy.__version__})
     print(f"wrote {path}")
