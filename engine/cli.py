@@ -21,7 +21,9 @@ import click
 from engine.errors import LosscopeError
 
 # name -> "module:attribute" of a click command defined elsewhere (imported on use).
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "compare": "engine.compare:compare_cmd",
+}
 
 
 class _Group(click.Group):
