@@ -29,6 +29,10 @@ A name is cut into path segments at ``/`` and each segment into lower-case token
   and DPO chosen/rejected rewards (none: both can fall while the margin, the objective,
   rises).
 
+Names are read one at a time, except one run-level rule (``infer_run`` /
+``train_by_partner``): a plain ``loss`` (or ``mean_token_accuracy``) logged next to
+``eval_loss`` (``eval_mean_token_accuracy``) is the training split.
+
 A user mapping (engine/mapping.py) overrides any of these.
 """
 
@@ -262,6 +266,40 @@ def infer(name: str) -> MetricRole:
         if r and r not in seen:
             seen.append(r)
     return MetricRole(split, kind, objective, ",".join(seen), direction)
+
+
+_TRAIN_PROMOTABLE = ("loss", "perplexity", "accuracy")
+
+
+def train_by_partner(roles: dict[str, MetricRole]) -> dict[str, MetricRole]:
+    """Roles of one run's metrics with unsplit training curves given their split.
+
+    Hugging Face Trainer (and Keras) log the training loss as plain ``loss`` next to
+    ``eval_loss`` (Keras: ``val_loss``); TRL logs ``mean_token_accuracy`` next to
+    ``eval_mean_token_accuracy``. Alone, ``loss`` has split "none"; when the run also
+    holds a held-out metric (split val or test) whose name is ``<held-out prefix>`` +
+    separator + this name (``eval_loss``, ``eval_g0_loss``, ``val_loss``,
+    ``eval/mean_token_accuracy``) with the same kind and direction, the plain name is the
+    training split. Only inferred roles of kind loss, perplexity or accuracy change; a
+    role set by a user mapping (``inferred`` False) is kept as given.
+    """
+    out = dict(roles)
+    held = [(n.lower(), r) for n, r in roles.items() if r.split in ("val", "test")]
+    for name, r in roles.items():
+        if not r.inferred or r.split != "none" or r.kind not in _TRAIN_PROMOTABLE or r.direction == "none":
+            continue
+        low = name.lower()
+        for hn, hr in held:
+            if (hr.kind == r.kind and hr.direction == r.direction and len(hn) > len(low) + 1
+                    and hn.endswith(low) and hn[-len(low) - 1] in "_/-. "):
+                out[name] = replace(r, split="train")
+                break
+    return out
+
+
+def infer_run(names) -> dict[str, MetricRole]:
+    """``infer`` over all metric names of one run, then ``train_by_partner``."""
+    return train_by_partner({n: infer(n) for n in names})
 
 
 def override(role: MetricRole, fields: dict) -> MetricRole:

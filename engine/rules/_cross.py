@@ -8,43 +8,49 @@ from __future__ import annotations
 
 import math
 
+import polars as pl
+
+from engine.infer import MetricRole, train_by_partner
 from engine.rules.base import LOSS_KINDS, RunContext, TrainValPair
 
 HELD_OUT = ("val", "test")
 
 
-def train_val_pairs(ctx: RunContext) -> list[TrainValPair]:
-    """Train vs held-out curves of one objective, same kind and direction.
+def _user_set(ctx: RunContext) -> set[str]:
+    """Metrics whose roles a user mapping set (the METRICS table's ``inferred`` False)."""
+    m = ctx.metrics
+    if m is None or m.height == 0 or "inferred" not in m.columns:
+        return set()
+    return set(m.filter(~pl.col("inferred"))["metric"].to_list())
 
-    ``ctx.pairs()`` pairs split "train" with "val"/"test"; Hugging Face logs the
-    training loss as plain ``loss`` (split "none"), so a held-out curve without a
-    train partner is paired with a split-"none" curve of the same objective, kind and
-    direction (``loss`` with ``eval_loss``, ``mean_token_accuracy`` with
-    ``eval_mean_token_accuracy``). Reward curves with different roles (proxy vs gold)
-    are left to REWARD_HACKING.
+
+def train_val_pairs(ctx: RunContext) -> list[TrainValPair]:
+    """Train vs held-out curves of one objective, same kind, role and direction.
+
+    The run's roles first go through ``engine.infer.train_by_partner`` (a plain ``loss``
+    logged next to ``eval_loss`` is the training split), then are paired like
+    ``RunContext.pairs``: train with val (else test) of the same objective, kind and
+    direction, the same role when one matches (HF ``eval_g0_loss`` has role g0 and pairs
+    with ``loss``). Reward curves with different roles (proxy vs gold) are left to
+    REWARD_HACKING; metrics without analysis rows are dropped.
     """
-    out = [p for p in ctx.pairs()]
-    paired_val = {p.val for p in out}
-    for v in ctx.metric_names():
-        rv = ctx.role(v)
-        if rv["split"] not in HELD_OUT or rv["direction"] == "none" or v in paired_val:
+    user = _user_set(ctx)
+    roles = {m: MetricRole(**ctx.role(m), inferred=m not in user) for m in ctx.metric_names()}
+    roles = train_by_partner(roles)
+    names = [m for m in ctx.metric_names() if ctx.feature(m) is not None]
+    out = []
+    for t in names:
+        rt = roles[t]
+        if rt.split != "train" or rt.direction == "none":
             continue
-        cands = [t for t in ctx.metric_names() if t != v and ctx.role(t)["split"] == "none"
-                 and ctx.role(t)["kind"] == rv["kind"] and ctx.role(t)["objective"] == rv["objective"]
-                 and ctx.role(t)["direction"] == rv["direction"] and ctx.feature(t) is not None]
-        # prefer the partner whose role matches (or is empty: HF eval sets eval_g0_* pair with loss)
-        same = [t for t in cands if ctx.role(t)["role"] == rv["role"]] or [t for t in cands if not ctx.role(t)["role"]]
-        for t in same[:1]:
-            out.append(TrainValPair(rv["objective"], rv["kind"], t, v, rv["direction"]))
-    keep = []
-    for p in out:
-        rt, rv = ctx.role(p.train), ctx.role(p.val)
-        if p.kind == "reward" and rt["role"] != rv["role"]:
-            continue
-        if ctx.feature(p.train) is None or ctx.feature(p.val) is None:
-            continue
-        keep.append(p)
-    return keep
+        for held in HELD_OUT:
+            cands = [v for v in names if v != t and roles[v].split == held and roles[v].objective == rt.objective
+                     and roles[v].kind == rt.kind and roles[v].direction == rt.direction]
+            cands = [v for v in cands if roles[v].role == rt.role] or ([] if rt.kind == "reward" else cands)
+            if cands:
+                out.extend(TrainValPair(rt.objective, rt.kind, t, v, rt.direction) for v in cands)
+                break
+    return out
 
 
 def sign_of(direction: str) -> float:

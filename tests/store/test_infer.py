@@ -173,3 +173,36 @@ def test_real_corpus_metric_names(real_dir):
             assert r.kind == "lr", (n, r)
         if re.search(r"acc", n, re.I):
             assert r.kind == "accuracy" and r.direction == "max", (n, r)
+
+
+# ---------------------------------------------------------------- run-level: train by partner
+
+@pytest.mark.parametrize("names,train,none", [
+    (["loss", "eval_loss", "grad_norm", "learning_rate"], {"loss"}, {"grad_norm", "learning_rate"}),
+    (["loss", "eval_g0_loss", "eval_g1_loss"], {"loss"}, set()),  # HF with several eval sets
+    (["loss", "mean_token_accuracy", "eval_loss", "eval_mean_token_accuracy"], {"loss", "mean_token_accuracy"}, set()),
+    (["loss", "val_loss", "accuracy", "val_accuracy"], {"loss", "accuracy"}, set()),  # Keras history
+    (["loss", "mean_token_accuracy", "eval_loss"], {"loss"}, {"mean_token_accuracy"}),  # no accuracy partner
+    (["loss", "grad_norm"], set(), {"loss", "grad_norm"}),  # no held-out curve: stays unsplit
+    (["loss", "eval_runtime", "eval_wer"], set(), {"loss"}),  # held-out curves of other kinds
+    (["aux_loss", "eval_loss"], set(), {"aux_loss"}),  # eval_loss is not eval_ + aux_loss
+])
+def test_unsplit_curve_with_held_out_partner_is_train(names, train, none):
+    from engine.infer import infer_run
+    roles = infer_run(names)
+    assert set(roles) == set(names)
+    assert {n for n, r in roles.items() if r.split == "train"} == train
+    assert none <= {n for n, r in roles.items() if r.split == "none"}
+    for n in names:  # only the split changes
+        a, b = roles[n], infer(n)
+        assert (a.kind, a.objective, a.role, a.direction) == (b.kind, b.objective, b.role, b.direction)
+
+
+def test_train_by_partner_keeps_user_mapped_roles(tmp_path):
+    from engine.infer import train_by_partner
+    f = tmp_path / "m.toml"
+    f.write_text('[metrics."loss"]\nobjective = "main"\n')
+    m = load_mapping(f)
+    roles = train_by_partner({"loss": m.role("loss"), "eval_loss": m.role("eval_loss")})
+    assert roles["loss"].split == "none" and not roles["loss"].inferred
+    assert train_by_partner({"loss": infer("loss"), "eval_loss": infer("eval_loss")})["loss"].split == "train"
