@@ -34,7 +34,13 @@ Decisions (and why):
   are merged unless a level shift separates them; adjacent descents (ascents) only when
   their slopes agree within ci_z combined standard errors as well.
 - Level shifts: at each breakpoint, the jump between the two fitted lines at the
-  boundary, in noise units; those above ``shift_noise`` are listed in extra ``shifts``.
+  boundary, in noise units; those above ``shift_noise`` are listed in extra ``shifts``
+  (step, delta, delta_noise, and delta_spread: the jump in units of the robust spread
+  of the raw points around the two fitted lines, which includes a slow AR wander that
+  the residual noise around the smoother hides).
+- Noise-level changepoint (extra ``noise_change_step``, ``noise_change_ratio``, from 40
+  finite points): the one split of log|first differences| with the largest mean change,
+  and the ratio of typical |differences| after/before (where a loss starts swinging).
 - Spikes come from ``kernels.spikes.find_spikes`` on all finite points, in the bad
   direction (up for losses, down for accuracies and rewards, up when direction is none,
   e.g. grad_norm); recovery class fast when recovered within
@@ -261,6 +267,10 @@ def analyse_curve(steps, values, *, direction: str = "min", kind: str = "other",
     if m >= 12:
         extra["noise_head"] = _noise.mad_noise(x[:q])
         extra["noise_tail"] = _noise.mad_noise(x[-q:])
+    if m >= 40:
+        k_nc, ratio_nc = _noise_change(x)
+        extra["noise_change_step"] = int(s[k_nc])
+        extra["noise_change_ratio"] = ratio_nc
 
     # ---- spikes (on every point); recovered ones are then bridged by the rolling median
     # so that segments, smoother, tail and fit see the curve without its transients
@@ -385,6 +395,27 @@ def _clean(obj):
     return obj
 
 
+def _noise_change(x: np.ndarray, min_rel: float = 0.05, min_size: int = 5) -> tuple[int, float]:
+    """The single changepoint of the step-to-step noise level: the split of
+    log|first differences| into two stretches whose means differ most in the least-squares
+    sense (logs: a few spikes do not move it). Returns (index of the first point of the
+    second stretch, ratio of the typical |difference| after / before)."""
+    d = np.abs(np.diff(x))
+    n = d.size
+    eps = 0.01 * float(np.median(d)) + 1e-300
+    y = np.log(d + eps)
+    lo = max(min_size, int(min_rel * n))
+    if n < 2 * lo + 1:
+        return 0, math.nan
+    cs = np.cumsum(y)
+    k = np.arange(lo, n - lo + 1)
+    m1 = cs[k - 1] / k
+    m2 = (cs[-1] - cs[k - 1]) / (n - k)
+    score = k * m1 ** 2 + (n - k) * m2 ** 2  # maximal where the two-mean fit leaves least SSE
+    j = int(np.argmax(score))
+    return int(k[j]) + 1, float(math.exp(m2[j] - m1[j]))
+
+
 def _segments(s, x, ws, wx, smooth, resid, bounds, p: AnalysisParams, span, fallback_noise):
     """Changepoints on the working series, slopes with HAC SEs, equivalence-test kinds."""
     nw = wx.size
@@ -446,6 +477,15 @@ def _segments(s, x, ws, wx, smooth, resid, bounds, p: AnalysisParams, span, fall
         nz = max((v for v in (left["noise"], right["noise"]) if math.isfinite(v)), default=fallback_noise)
         return yr - yl, ((yr - yl) / nz if nz > 0 else math.copysign(math.inf, yr - yl) if yr != yl else 0.0)
 
+    def line_spread(seg):
+        """Robust sd of the raw points around the segment's fitted line: the marginal
+        spread of the noise, autocorrelated wander included (the residual noise around
+        the smoother hides a slow AR wander, which then looks like level shifts)."""
+        ra, rb = seg["ra"], seg["rb"]
+        if rb - ra < 5 or not math.isfinite(seg["slope"]):
+            return math.nan
+        return _robust_sd(x[ra:rb] - (seg["level"] + seg["slope"] * (s[ra:rb] - seg["t_mean"])))
+
     shifts = []
     for left, right in zip(segs[:-1], segs[1:]):
         d, dz = jump(left, right)
@@ -454,7 +494,10 @@ def _segments(s, x, ws, wx, smooth, resid, bounds, p: AnalysisParams, span, fall
         enough = min(left["rb"] - left["ra"], right["rb"] - right["ra"]) >= p.min_shift_points
         left["shift_after"] = enough and abs(dz) >= p.shift_noise
         if left["shift_after"]:
-            shifts.append(dict(step=int(s[right["ra"]]), delta=float(d), delta_noise=float(dz)))
+            sp = max((v for v in (line_spread(left), line_spread(right)) if math.isfinite(v)), default=math.nan)
+            # delta_spread: the jump in units of the marginal spread around the two lines
+            shifts.append(dict(step=int(s[right["ra"]]), delta=float(d), delta_noise=float(dz),
+                               delta_spread=float(d / sp) if sp and math.isfinite(sp) and sp > 0 else None))
     # merge neighbours of the same kind not separated by a level shift
     merged = [segs[0]] if segs else []
     for seg in segs[1:]:
