@@ -75,7 +75,7 @@ def _robust_sd(r: np.ndarray) -> float:
 
 
 def local_estimate(steps: np.ndarray, values: np.ndarray, at_step: float, *, half_width_steps: float,
-                   min_points: int = 10) -> dict:
+                   min_points: int = 30, min_eff: float = 30.0) -> dict:
     """The curve's level at ``at_step`` from a local straight-line fit, with its error bar.
 
     Points: the finite points with |step - at_step| <= half_width_steps; when fewer than
@@ -92,8 +92,24 @@ def local_estimate(steps: np.ndarray, values: np.ndarray, at_step: float, *, hal
     level with the variance inflated for autocorrelation. For a window centred on the
     step this is noise / sqrt(n_eff). It measures how well the logged points pin the
     curve down (measurement noise), not seed-to-seed variation: see ``compare``.
+    When the window holds fewer than ``min_eff`` effective points (strongly
+    autocorrelated noise, sparse logging) it is doubled, up to 4 times and at most to a quarter of the step: with few
+    effective points both rho and the noise are underestimated and the se would be too
+    small (tests/test_compare.py checks calibration for AR(1) noise, phi up to 0.9).
     Steps must be sorted and values finite.
     """
+    cap = max(half_width_steps, 0.25 * abs(at_step))  # wider windows meet the warmup
+    for _ in range(4):
+        e = _local_fit(steps, values, at_step, half_width_steps, min_points)
+        covers = at_step - half_width_steps <= steps[0] and at_step + half_width_steps >= steps[-1] \
+            if steps.shape[0] else True
+        if not (e["n_eff"] < min_eff) or covers or half_width_steps >= cap:
+            return e
+        half_width_steps = min(2.0 * half_width_steps, cap)
+    return _local_fit(steps, values, at_step, half_width_steps, min_points)
+
+
+def _local_fit(steps, values, at_step, half_width_steps, min_points) -> dict:
     n_all = steps.shape[0]
     out = dict(value=math.nan, se=math.nan, noise=math.nan, n=0, n_eff=math.nan, rho=math.nan)
     if n_all < 3:
@@ -107,26 +123,34 @@ def local_estimate(steps: np.ndarray, values: np.ndarray, at_step: float, *, hal
         lo = max(0, hi - k)
     x = (steps[lo:hi] - at_step).astype(np.float64)
     y = values[lo:hi]
+    scale = float(np.max(np.abs(x))) or 1.0
+    u = x / scale
+    design = np.column_stack((np.ones_like(u), u, u * u))
     keep = np.ones(x.shape[0], dtype=bool)
-    for _ in range(2):
-        xs, ys = x[keep], y[keep]
-        n = xs.shape[0]
-        if n < 3:
+    for _ in range(3):
+        n = int(keep.sum())
+        if n < 4:
             return out
-        xbar = xs.mean()
-        sxx = float(np.dot(xs - xbar, xs - xbar))
-        slope = float(np.dot(xs - xbar, ys - ys.mean())) / sxx if sxx > 0 else 0.0
-        level = float(ys.mean() - slope * xbar)
-        r_all = y - (level + slope * x)
+        coef, *_ = np.linalg.lstsq(design[keep], y[keep], rcond=None)
+        r_all = y - design @ coef
         sd = _robust_sd(r_all[keep])
         new_keep = np.abs(r_all) <= 5.0 * sd if sd > 0 else np.ones_like(keep)
         if np.array_equal(new_keep, keep):
             break
         keep = new_keep
+    level = float(coef[0])
     r = r_all[keep]
+    # small windows: the lag-1 estimate is biased low by about (1 + 4 rho) / n (Kendall),
+    # more so on residuals of a fitted curve, and the residuals' spread misses the part
+    # of the noise the fit absorbed (about 3 effective points' worth of variance)
     rho = _lag1(r)
+    rho = min(rho + (2.0 + 4.0 * rho) / n, _RHO_MAX) if rho > 0 else rho
     infl = (1.0 + rho) / (1.0 - rho)
-    lev = 1.0 / n + (xbar * xbar / sxx if sxx > 0 else 0.0)
+    sd = sd / math.sqrt(max(1.0 - 3.0 * infl / n, 0.25))
+    try:
+        lev = float(np.linalg.inv(design[keep].T @ design[keep])[0, 0])
+    except np.linalg.LinAlgError:
+        return out
     out.update(value=level, se=sd * math.sqrt(lev * infl), noise=sd, n=int(n), n_eff=n / infl, rho=rho)
     return out
 
@@ -209,7 +233,7 @@ def compare(store, metric: str, *, runs=None, group_by=None, at_step=None, direc
     points, gets a row with ``rank`` null and a ``note``.
 
     Per run, ``local_estimate`` at the step with a half window of ``window_rel *
-    step`` training steps (at least 10 points): ``value`` is the local-linear smoothed
+    step`` training steps (at least 30 points): ``value`` is the local-linear smoothed
     level at exactly that step (runs logged at different cadences are compared at the
     same step, not at their nearest logged points) and ``se`` its noise-aware standard
     error (residual noise / sqrt(effective points), inflated for autocorrelation).

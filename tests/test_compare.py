@@ -105,7 +105,7 @@ def store(tmp_path_factory):
 # ------------------------------------------------------------------------------ local estimate
 
 
-@pytest.mark.parametrize("phi", [0.0, 0.5, 0.8])
+@pytest.mark.parametrize("phi", [0.0, 0.5, 0.8, 0.9])
 def test_local_estimate_se_is_calibrated(phi):
     """Over 300 noise draws the error of the estimated level divided by its se has sd ~1
     (AR(1) noise: without the autocorrelation correction it would be ~sqrt((1+phi)/(1-phi)))."""
