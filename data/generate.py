@@ -1039,6 +1039,9 @@ def write_runs(runs: list[Run], out_dir: Path, meta: dict) -> None:
             "step": pa.array(steps, pa.int64()),
             "value": pa.array(values, pa.float64()),
         })
+        # events (LR changes, data refreshes) travel with the curves, where importers read them
+        events = [dict(run=run.name, **e) for e in run.events]
+        table = table.replace_schema_metadata({"losscope.events": json.dumps(events, default=_json_default)})
         pq.write_table(table, out_dir / f"{run.name}.parquet", compression="zstd", compression_level=9,
                        use_dictionary=["run", "metric"], write_statistics=True)
         labels["runs"][run.name] = run.label()

@@ -48,7 +48,7 @@ import polars as pl
 import pyarrow as pa
 
 from engine.errors import IngestError
-from engine.ingest.base import PARSED_SCHEMA, IngestOptions, Parsed, hash_files, make_table
+from engine.ingest.base import PARSED_SCHEMA, Event, IngestOptions, Parsed, hash_files, make_table
 
 FORMAT = "table"
 
@@ -483,4 +483,40 @@ def read(path: Path, *, run: str | None = None, options: IngestOptions = IngestO
         df, where = _read_csv(path)
     if df.width == 0:
         raise IngestError("the table is empty (no header, no rows).", path=str(path))
-    return frame_to_parsed(df, path, where, run=run, source=str(path))
+    parsed = frame_to_parsed(df, path, where, run=run, source=str(path))
+    if ext in PARQUET_EXTS:
+        parsed.events.extend(_parquet_events(path, run=run, default_run=parsed.runs[0] if len(parsed.runs) == 1
+                                             else None))
+    return parsed
+
+
+def _parquet_events(path: Path, *, run: str | None, default_run: str | None) -> list[Event]:
+    """Events stored in the Parquet key-value metadata ``losscope.events``: a JSON list of
+    {run, step, kind, detail} (``run`` may be left out in a one-run file). ``run=``
+    (store everything under one name) renames them too. Kinds are checked by the store."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    raw = meta.get(b"losscope.events")
+    if raw is None:
+        return []
+    where = "key-value metadata 'losscope.events'"
+    try:
+        items = json.loads(raw)
+    except ValueError as e:
+        raise IngestError(f"{where} is not JSON: {e}", path=str(path)) from None
+    if not isinstance(items, list):
+        raise IngestError(f"{where} holds a {type(items).__name__}; expected a list of {{run, step, kind, detail}}",
+                          path=str(path))
+    out = []
+    for i, ev in enumerate(items):
+        if not isinstance(ev, dict) or "step" not in ev or "kind" not in ev:
+            raise IngestError(f"{where}, item {i + 1}: {str(ev)[:60]!r} lacks step or kind", path=str(path))
+        step = ev["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise IngestError(f"{where}, item {i + 1}: step {step!r} is not an integer >= 0", path=str(path))
+        name = run or ev.get("run") or default_run
+        if not isinstance(name, str) or not name:
+            raise IngestError(f"{where}, item {i + 1}: no run (the file holds several runs)", path=str(path))
+        out.append(Event(name, step, str(ev["kind"]), str(ev.get("detail", ""))))
+    return out
