@@ -21,9 +21,10 @@ from kernels.display import lttb, m4_downsample
 from kernels.smoothing import debiased_ema
 
 # segment kinds -> fill colours (strips at the panel bottom; light full-height shading
-# for the panel's first metric)
-SEGMENT_COLOURS = {"descent": "rgba(46,160,67,{a})", "plateau": "rgba(130,130,130,{a})",
-                   "ascent": "rgba(214,39,40,{a})"}
+# for the panel's first metric). Kinds are in value terms (a rising reward is an ascent),
+# so the colours say nothing about good or bad: blue down, purple up, grey flat.
+SEGMENT_COLOURS = {"descent": "rgba(66,133,244,{a})", "plateau": "rgba(140,140,140,{a})",
+                   "ascent": "rgba(171,71,188,{a})"}
 SEVERITY_COLOURS = {"critical": "#c0392b", "warning": "#e67e22", "info": "#2e86de"}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
            "#bcbd22", "#7f7f7f", "#d62728")

@@ -88,7 +88,20 @@ def plotly_js() -> str:
     return _PLOTLYJS
 
 
+_PLOTLYJS_HASH: str | None = None
+
+
 def _sha256_source(text: str) -> str:
+    """The CSP source expression allowing one inline script (plotly.js's is computed once)."""
+    global _PLOTLYJS_HASH
+    if text is _PLOTLYJS:
+        if _PLOTLYJS_HASH is None:
+            _PLOTLYJS_HASH = _sha256_raw(text)
+        return _PLOTLYJS_HASH
+    return _sha256_raw(text)
+
+
+def _sha256_raw(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
@@ -491,8 +504,8 @@ def _key_metric(roles: dict[str, dict], names: list[str]) -> str | None:
     def rank(m):
         r = roles.get(m) or {}
         k, s = r.get("kind", "other"), r.get("split", "none")
-        return (0 if k in ("loss", "perplexity") and s == "train" else 1 if k in ("loss", "perplexity")
-                else 2 if k == "reward" else 3 if r.get("direction") in ("min", "max") else 4, m)
+        return (0 if k in ("loss", "perplexity") else 1 if k == "reward" else 2 if r.get("direction") in ("min", "max")
+                else 3, fg.SPLIT_ORDER.get(s, 4), m)
     return min(names, key=rank) if names else None
 
 

@@ -14,6 +14,7 @@ import pytest
 from engine.errors import StoreError
 from engine.ingest import table as table_importer
 from engine.report import render_run_report, render_store_report, report_filename
+from engine.report.figures import SEGMENT_COLOURS
 from engine.report.html import _safe_href, plotly_js, script_json
 from tests.report.conftest import HOSTILE_METRIC, HOSTILE_RUN, PLAIN_RUN, RL_RUN
 from tests.report.helpers import data_block, decode, parse, without_scripts
@@ -134,9 +135,8 @@ def test_train_val_overlaid_and_segments_shaded(report_store, reports):
     strip0 = [s for s in panel["layout"]["shapes"] if s.get("y0") == 0 and s.get("y1") == 0.035]
     assert len(strip0) == segs.height
     assert [(s["x0"], s["x1"]) for s in strip0] == list(segs.sort("step_start").select("step_start", "step_end").iter_rows())
-    kinds = {"descent": "46,160,67", "plateau": "130,130,130", "ascent": "214,39,40"}
     for s, kind in zip(strip0, segs.sort("step_start")["kind"].to_list()):
-        assert kinds[kind] in s["fillcolor"]
+        assert s["fillcolor"] == SEGMENT_COLOURS[kind].format(a=0.55)
 
 
 def test_rl_run_gets_reward_and_kl_panels_first(reports):
@@ -173,6 +173,11 @@ def test_store_report_index_and_comparison(report_store, reports):
     text = reports["<store>"]
     for run in report_store.run_names():
         assert f"<code>{html.escape(run)}</code>" in text
+    # the key metric of a run: its train loss, else its train reward
+    rows = re.findall(r"<tr><td>(.*?)</tr>", text)
+    rl_row = [r for r in rows if html.escape(RL_RUN) in r][0]
+    assert "<td>objective/scores</td>" in rl_row
+    assert "<td>train/loss</td>" in [r for r in rows if html.escape(HOSTILE_RUN) in r][0]
     n_find = report_store.table("findings").height
     assert text.count('class="finding ') == n_find
     data = data_block(text)
