@@ -391,6 +391,30 @@ def time_weighted_ema(steps: np.ndarray, values: np.ndarray, *, half_life_steps:
 
 
 @njit(cache=True, nogil=True)
+def _masked_copy(values, clean, counts):
+    """clean = values with each non-finite point replaced by ref (the first finite
+    value, so it adds zero around ref); counts[k] = finite points among the first k.
+    Returns ref. One pass (numpy's where + cumsum took 10x longer, measured)."""
+    n = values.shape[0]
+    ref = 0.0
+    for i in range(n):
+        if np.isfinite(values[i]):
+            ref = values[i]
+            break
+    counts[0] = 0
+    c = 0
+    for i in range(n):
+        v = values[i]
+        if np.isfinite(v):
+            clean[i] = v
+            c += 1
+        else:
+            clean[i] = ref
+        counts[i + 1] = c
+    return ref
+
+
+@njit(cache=True, nogil=True)
 def _rolling_mean_range(values, ref, use_counts, count_prefix, before, after, min_periods, i_from, i_to, out):
     """out[i_from:i_to], any window position (cut at the ends), from fresh state."""
     n = values.shape[0]
@@ -475,23 +499,27 @@ def _rolling_mean_core(values, ref, use_counts, count_prefix, before, after, min
     for _ in range(n_blocks):
         prefix = 0.0
         acc = 0.0
-        top = hs + cap - 1
-        o = hs - after
-        # branches hoisted out of the inner loops: with them inside it ran 3x slower
+        # per-block views indexed from 0: numba adds a negative-index wrap-around
+        # select to every a[hs + t], which LLVM can drop only for indices it can
+        # prove non-negative; branches are hoisted out of the inner loops likewise
+        block = values[hs:hs + cap]
+        dest = out[hs - after:hs - after + cap]
         if use_counts:
+            ends = count_prefix[hs + 1:hs + 1 + cap]
+            starts = count_prefix[hs + 1 - cap:hs + 1]
             for t in range(cap):
-                prefix += values[hs + t] - ref
-                acc += values[top - t] - ref
+                prefix += block[t] - ref
+                acc += block[cap - 1 - t] - ref
                 nxt[cap - 1 - t] = acc
                 # window hi = hs + t, lo = hs + t - cap + 1: cur[t + 1] (cur[cap] = 0)
-                count = count_prefix[hs + t + 1] - count_prefix[hs + t + 1 - cap]
-                out[o + t] = ref + (cur[t + 1] + prefix) / count if count >= min_periods else np.nan
+                count = ends[t] - starts[t]
+                dest[t] = ref + (cur[t + 1] + prefix) / count if count >= min_periods else np.nan
         else:
             for t in range(cap):
-                prefix += values[hs + t] - ref
-                acc += values[top - t] - ref
+                prefix += block[t] - ref
+                acc += block[cap - 1 - t] - ref
                 nxt[cap - 1 - t] = acc
-                out[o + t] = ref + (cur[t + 1] + prefix) * inv
+                dest[t] = ref + (cur[t + 1] + prefix) * inv
         cur, nxt = nxt, cur
         hs += cap
     _rolling_mean_range(values, ref, use_counts, count_prefix, before, after, min_periods, hs - after, n, out)
@@ -524,14 +552,12 @@ def rolling_mean(values: np.ndarray, *, window: int, center: bool = False,
     if _all_finite(x):
         _rolling_mean_core(x, float(x[0]), False, _NO_COUNTS, before, after, mp, out)
     else:
-        finite = np.isfinite(x)
-        if not finite.any():
+        clean = np.empty_like(x)
+        counts = np.empty(x.shape[0] + 1, dtype=np.int64)
+        ref = _masked_copy(x, clean, counts)
+        if counts[-1] == 0:
             out[:] = np.nan
             return out
-        ref = float(x[np.argmax(finite)])
-        clean = np.where(finite, x, ref)  # ref - ref = 0: a skipped point adds nothing
-        counts = np.zeros(x.shape[0] + 1, dtype=np.int64)
-        np.cumsum(finite, out=counts[1:])
         _rolling_mean_core(clean, ref, True, counts, before, after, mp, out)
     return out
 
