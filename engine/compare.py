@@ -476,7 +476,7 @@ def divergence_step(store, run_a: str, run_b: str, metric: str, *, z: float = 3.
 # ------------------------------------------------------------------------------ LR range test
 
 
-def lr_range_test(steps_or_lr, loss, *, lr=None, weight: float = 0.98, min_rise_frac: float = 0.9,
+def lr_range_test(steps_or_lr, loss, *, lr=None, weight: float | None = None, min_rise_frac: float = 0.9,
                   stop_factor: float = 4.0) -> dict:
     """Suggested learning rate from an LR range test (Smith 2017; fastai ``lr_find``).
 
@@ -489,15 +489,19 @@ def lr_range_test(steps_or_lr, loss, *, lr=None, weight: float = 0.98, min_rise_
     a constant LR) raises NotRangeTestError (a LosscopeError and a ValueError).
 
     Analysis, as fastai does: points with a non-finite loss or LR end the sweep (the
-    first NaN truncates), the first 10% and last 5 points are dropped (when the sweep
-    has more than 30 points), the loss is smoothed by a debiased EMA with ``weight``
-    (fastai's beta = 0.98) and the sweep is cut where the smoothed loss exceeds
+    first NaN truncates), the first 10% (exponential sweeps only) and last 5 points are
+    dropped (when the sweep has more than 30 points), the loss is smoothed by a debiased EMA with ``weight``
+    (default w = min(0.98, 1 - 20/n): fastai's beta = 0.98 on sweeps of 1,000 points
+    or more, less on shorter ones so the EMA's memory 1/(1-w) stays within 5% of the
+    sweep; fastai's 0.98 on a 100-point sweep averages over half of it) and the sweep is cut where the smoothed loss exceeds
     ``stop_factor`` (4) times its minimum (fastai's stop_div). Unlike fastai the EMA is
     run forwards and backwards and the two averaged: a one-sided EMA trails the loss by
-    about w/(1-w) = 49 points, which on a short sweep moves every suggestion to larger
+    about w/(1-w) points (49 at w = 0.98), which on a short sweep moves every suggestion to larger
     LRs by a large factor.
 
-    Returns: ``lr_steep``: the LR where the smoothed loss falls fastest against log(LR)
+    Returns: ``lr_steep``: the LR where the smoothed loss falls fastest against log(LR),
+    before the minimum and away from the first and last 1/(1-w) points (smoothed from
+    one side only)
     (the steepest-slope point; Smith's and fastai's ``steep`` suggestion); ``lr_min``:
     the LR at the smoothed minimum; ``lr_min_div10`` = lr_min / 10 (fastai's
     ``minimum`` suggestion, a safety margin below where training starts to blow up);
@@ -515,7 +519,7 @@ def lr_range_test(steps_or_lr, loss, *, lr=None, weight: float = 0.98, min_rise_
     if lr_arr.ndim != 1 or y.ndim != 1 or lr_arr.shape != y.shape or (steps is not None and steps.shape != y.shape):
         raise ValueError(f"lr_range_test: lr, loss (and steps) must be 1-d arrays of equal length, got "
                          f"{lr_arr.shape}, {y.shape}" + ("" if steps is None else f", {steps.shape}"))
-    if not 0.0 <= weight < 1.0:
+    if weight is not None and not 0.0 <= weight < 1.0:
         raise ValueError(f"lr_range_test: weight must be in [0, 1), got {weight!r}")
     if steps is not None:
         order = np.argsort(steps, kind="stable")
@@ -536,16 +540,23 @@ def lr_range_test(steps_or_lr, loss, *, lr=None, weight: float = 0.98, min_rise_
             f"not an LR range test: the learning rate rises in {rising:.0%} of its changes "
             f"(need {min_rise_frac:.0%}) and spans a factor {growth:.3g} (need 10); an LR range test "
             "raises the LR steadily while recording the loss")
+    idx = np.arange(lr_f.shape[0], dtype=np.float64)
+    r_lin = abs(np.corrcoef(idx, lr_f)[0, 1])
+    r_log = abs(np.corrcoef(idx, np.log(lr_f))[0, 1])
+    kind = "exponential" if r_log >= r_lin else "linear"
     bad = ~(np.isfinite(y) & fin_lr)
     end = int(np.argmax(bad)) if bad.any() else y.shape[0]
     lr_arr, y = lr_arr[:end], y[:end]
     n = y.shape[0]
-    if n > 30:
-        lr_arr, y = lr_arr[n // 10: n - 5], y[n // 10: n - 5]
+    if n > 30:  # a linear sweep's first tenth holds every LR below max/10: keep it
+        head = n // 10 if kind == "exponential" else 0
+        lr_arr, y = lr_arr[head: n - 5], y[head: n - 5]
     if y.shape[0] < 10:
         raise NotRangeTestError(f"only {y.shape[0]} usable points before the loss became non-finite; "
                                 "an LR range test needs at least 10")
     from kernels.smoothing import debiased_ema
+    if weight is None:
+        weight = min(0.98, 1.0 - 20.0 / y.shape[0])
     fwd = debiased_ema(y, weight=weight)
     if (fwd > 0).all():
         cut = np.flatnonzero((fwd > stop_factor * np.minimum.accumulate(fwd)))
@@ -561,15 +572,16 @@ def lr_range_test(steps_or_lr, loss, *, lr=None, weight: float = 0.98, min_rise_
         raise NotRangeTestError("fewer than 5 distinct learning rates left after trimming")
     grad = np.gradient(s, x)
     i_min = int(np.argmin(s))
-    i_steep = int(np.argmin(grad[: max(i_min, 1) + 1]))
-    idx = np.arange(lr_f.shape[0], dtype=np.float64)
-    r_lin = abs(np.corrcoef(idx, lr_f)[0, 1])
-    r_log = abs(np.corrcoef(idx, np.log(lr_f))[0, 1])
+    # the first and last memory-length points are averaged from one side only: noisy
+    edge = min(int(round(1.0 / (1.0 - weight))), x.shape[0] // 5)
+    hi_i = max(min(i_min, x.shape[0] - edge), 1)
+    lo_i = min(edge, hi_i - 1)
+    i_steep = lo_i + int(np.argmin(grad[lo_i: hi_i]))
     return dict(suggested_lr=float(lr_k[i_steep]), lr_steep=float(lr_k[i_steep]),
                 slope_steep=float(grad[i_steep]), lr_min=float(lr_k[i_min]),
                 lr_min_div10=float(lr_k[i_min] / 10.0), loss_min=float(s[i_min]), n_used=int(x.shape[0]),
                 lr_range=(float(lr_k[0]), float(lr_k[-1])),
-                kind="exponential" if r_log >= r_lin else "linear")
+                kind=kind)
 
 
 def lr_range_test_run(store, run: str, *, lr_metric: str | None = None, loss_metric: str | None = None,
