@@ -83,7 +83,8 @@ def score_run(run, findings, codes=PER_OBJECTIVE):
             continue
         else:
             ok = False
-        scored.append(dict(code=f.code, ok=ok, confidence=f.confidence, severity=f.severity,
+        raw = f.evidence.get("raw_confidence", f.confidence) if isinstance(f.evidence, dict) else f.confidence
+        scored.append(dict(code=f.code, ok=ok, confidence=f.confidence, raw_confidence=raw, severity=f.severity,
                            start=f.step_start, end=f.step_end, metrics=f.metrics))
     for e in run.expected:
         if e["code"] in codes:
@@ -133,6 +134,43 @@ def evaluate(seed: int, variants: int, thresholds=None, codes=PER_OBJECTIVE, pro
                                     share_right=sum(s["ok"] for s in sel) / len(sel)))
     return dict(seed=seed, variants=variants, runs=len(runs), codes=table, reliability=reliability,
                 healthy_violations=healthy_viol)
+
+
+def isotonic(points):
+    """Pool-adjacent-violators fit of correctness (0/1) on raw confidence: a list of
+    (raw, mean correct, n) blocks, non-decreasing in mean correct."""
+    blocks = []
+    for raw, ok in sorted(points):
+        blocks.append([raw, raw, float(ok), 1])
+        while len(blocks) > 1 and blocks[-2][2] * 1.0 >= blocks[-1][2]:
+            a, b = blocks[-2], blocks[-1]
+            n = a[3] + b[3]
+            blocks[-2:] = [[a[0], b[1], (a[2] * a[3] + b[2] * b[3]) / n, n]]
+    return blocks
+
+
+def fit_calibration(scored, codes=PER_OBJECTIVE, min_n=15, prior=2.0):
+    """Per code: isotonic map raw confidence -> share right, knots at the block
+    midpoints; a code with fewer than ``min_n`` scored findings gets the pooled map. The
+    shares are shrunk towards the code's overall share by ``prior`` pseudo-findings
+    (a block of 3 perfect findings is not a promise of 1.0)."""
+    def knots(points):
+        if not points:
+            return [], []
+        base = sum(ok for _, ok in points) / len(points)
+        xs, ys = [], []
+        for lo, hi, p, n in isotonic(points):
+            xs.append(round(0.5 * (lo + hi), 4))
+            ys.append(round((p * n + prior * base) / (n + prior), 3))
+        for i in range(1, len(ys)):  # shrinkage can break monotony slightly
+            ys[i] = max(ys[i], ys[i - 1])
+        return xs, ys
+    pooled = [(s["raw_confidence"], s["ok"]) for s in scored if s["code"] in codes]
+    out = {}
+    for code in codes:
+        pts = [(s["raw_confidence"], s["ok"]) for s in scored if s["code"] == code]
+        out[code] = dict(zip(("calib_raw", "calib_p"), knots(pts if len(pts) >= min_n else pooled)), n=len(pts))
+    return out
 
 
 def _fmt(x):

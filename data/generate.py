@@ -331,6 +331,12 @@ def _classifier(rng, run, *, epochs=None, overfit=False, gap=None, underfit=Fals
     chance = math.log(n_classes)
     rate = rng.uniform(0.06, 0.2) if flat_from is None else 4.0 / flat_from
     floor = rng.uniform(0.05, 0.3) * chance if not underfit else rng.uniform(0.85, 0.95) * chance
+    if flat_from is not None:
+        # "flat from flat_from" must hold in the data: there the excess over the floor is
+        # down to 2% of the floor (about one to four noise sd: noise is 0.5-2% of the
+        # level). exp(-4) of the initial excess, as before, left the curve 4-35% above its
+        # floor at flat_from, visibly still falling.
+        rate = math.log((chance - floor) / (0.02 * floor)) / flat_from
     train_l = floor + (chance - floor) * np.exp(-rate * e)
     val_l = floor * (1 + (gap if gap is not None else rng.uniform(0.03, 0.1))) + (chance - floor) * np.exp(-rate * e)
     best = None
@@ -754,9 +760,15 @@ def plateau(rng, name):
     clean = _stall(b["clean"], steps, at)
     train = clean * (1 + b["noise_rel"] * ar1(rng, len(steps), b["phi"]))
     _emit_pretrain(run, b, train=train)
-    run.expect("PLATEAU", ["train/loss"], at, total, _tol(total, b["log_every"], 0.08))
+    # the data are flat from where the clean curve comes within one noise sd of the
+    # stalled level: a constant-LR power law late in a long run is already that flat
+    # before the stall (labelling the stall step there put the onset where nothing changes)
+    k0 = int(np.searchsorted(steps, at))
+    above = np.flatnonzero(b["clean"][:k0] - clean[k0] > b["noise_rel"] * clean[k0])
+    flat_from = int(steps[above[-1] + 1]) if above.size else int(steps[0])
+    run.expect("PLATEAU", ["train/loss"], flat_from, total, _tol(total, b["log_every"], 0.08))
     run.tolerate("CONVERGED", "CONVERGED_EARLY", "UNDERFITTING", "REGIME_SHIFT")
-    run.params["stall_at"] = at
+    run.params.update(stall_at=at, flat_from=flat_from)
     return run
 
 

@@ -3,7 +3,8 @@
 ``RULES`` lists every rule function (each carries ``.rule``: code, summary, scope).
 ``run_rules(ctx, thresholds)`` runs them on one RunContext: objective and cross rules
 first (in list order), then summary rules (HEALTHY) which see the findings so far in
-``ctx.findings``. Findings are returned sorted by severity (critical first), then step.
+``ctx.findings``. Each finding's confidence goes through its rule's calibration curve
+(``calibrate``: keys calib_raw/calib_p of its thresholds table, when present). Findings are returned sorted by severity (critical first), then step.
 
 To add a rule: write its module, import it below, append its function to RULES, add
 its table to engine/thresholds.toml (see engine/rules/base.py).
@@ -47,6 +48,31 @@ RULES = PER_OBJECTIVE + CROSS + [healthy.healthy]
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
+def calibrate(finding: Finding, th: Thresholds) -> Finding:
+    """Map a rule's raw confidence through its calibration curve, when its table has one:
+    ``calib_raw`` (increasing raw confidences) and ``calib_p`` (the share of findings
+    that were right there, isotonic fit on the tuning scenarios; see
+    benchmarks/eval_rules.py --fit-calibration), linear in between, flat outside. The raw
+    value stays in evidence["raw_confidence"]. Empty lists: no calibration."""
+    d = th.as_dict()
+    xs, ys = d.get("calib_raw") or [], d.get("calib_p") or []
+    if not xs or len(xs) != len(ys):
+        return finding
+    raw = float(finding.confidence)
+    if raw <= xs[0]:
+        p = ys[0]
+    elif raw >= xs[-1]:
+        p = ys[-1]
+    else:
+        i = next(k for k in range(1, len(xs)) if raw <= xs[k])
+        w = (raw - xs[i - 1]) / (xs[i] - xs[i - 1]) if xs[i] > xs[i - 1] else 1.0
+        p = ys[i - 1] + w * (ys[i] - ys[i - 1])
+    if isinstance(finding.evidence, dict):
+        finding.evidence.setdefault("raw_confidence", raw)
+    finding.confidence = min(1.0, max(0.0, float(p)))
+    return finding
+
+
 def rule_by_code(code: str):
     for fn in RULES:
         if fn.rule.code == code:
@@ -88,6 +114,8 @@ def run_rules(ctx: RunContext, thresholds=None, *, rules=None) -> list[Finding]:
             continue
         if isinstance(got, Finding):
             got = [got]
+        for f in got:
+            calibrate(f, th[code])
         ctx.findings.extend(got)
     return sorted(ctx.findings, key=lambda f: (_SEVERITY_ORDER[f.severity],
                                                f.step_start if f.step_start is not None else -1, f.code))

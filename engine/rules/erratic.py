@@ -15,7 +15,11 @@ def erratic(ctx: RunContext, th: Thresholds) -> list[Finding]:
     to the final level (noise_tail_rel) and to the improvement over that stretch; the
     oscillation index (share of sign changes of the differences: ~0.67 for white noise,
     ~0.5-0.6 for the autocorrelated noise of healthy training, near 1 for a loss that
-    alternates up and down); the start of the trailing stretch without progress.
+    alternates up and down); the onset: the changepoint of the step-to-step noise level
+    when the noise grew at least min_noise_change_ratio-fold there, else the start of
+    the trailing stretch without progress. A noise level that jumped noise_jump_ratio-fold
+    at one step stands in for the oscillation index (which the calm stretch before the
+    swings dilutes).
     Why: with a learning rate too high for the curvature the optimizer overshoots back
     and forth across a valley: the loss alternates by a sizeable share of its level while
     its trend stops improving. Healthy training noise is smaller and positively
@@ -39,10 +43,18 @@ def erratic(ctx: RunContext, th: Thresholds) -> list[Finding]:
         tail_change = ctx.x(m, "tail_change")
         progress = -tail_change if ctx.role(m)["direction"] == "min" else tail_change
         noise_vs_progress = nt / max(progress, 1e-300) if math.isfinite(progress) and progress > 0 else math.inf
-        if rel < th.min_noise_rel or not (osc >= th.min_oscillation) or noise_vs_progress < th.min_noise_vs_progress:
+        jumped = ctx.x(m, "noise_change_ratio") >= th.noise_jump_ratio  # swings began abruptly
+        if rel < th.min_noise_rel or not (osc >= th.min_oscillation or jumped) \
+                or noise_vs_progress < th.min_noise_vs_progress:
             continue
         f = ctx.feature(m)
-        start = trailing_flat_start(ctx, m)
+        # onset: where the step-to-step noise level jumped (the swings begin), when that
+        # change is large; else the start of the trailing stretch without progress
+        nc_step, nc_ratio = f["extra"].get("noise_change_step"), ctx.x(m, "noise_change_ratio")
+        if nc_step is not None and nc_ratio >= th.min_noise_change_ratio:
+            start = int(nc_step)
+        else:
+            start = trailing_flat_start(ctx, m)
         if start is None:
             start = ctx.feature(m)["extra"].get("tail_start_step", f.get("step_first"))
         end = f.get("final_step")

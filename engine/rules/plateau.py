@@ -35,8 +35,10 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
     step 0, check the labels, the loss wiring, the learning rate (too small or zero),
     and frozen parameters.
     Known false alarms: a run that converged smoothly to its floor (CONVERGED covers that:
-    plateaus shorter than min_len_rel of the run are left to it); a deliberately long
-    constant-LR stage of a WSD schedule before its decay.
+    plateaus shorter than min_len_rel of the run are left to it, and so is a flat end
+    after a descent when no lr curve tells the schedule: an epoch classifier that
+    converged looks exactly like a stall); a deliberately long constant-LR stage of a
+    WSD schedule before its decay.
     """
     out = []
     for m in curves(ctx, splits=("train", "none"), min_points=th.min_points):
@@ -58,7 +60,9 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
         lr = _lr_state(ctx, m, th)
         if lr == "decayed" and not from_start:
             continue  # a flat end under a decayed LR is annealing / convergence, not a stall
-        need = th.min_len_rel if lr == "constant" else th.min_len_rel_no_lr
+        if lr == "unknown" and not from_start:
+            continue  # without the schedule a flat end after a descent is convergence as far as the data tell
+        need = th.min_len_rel
         if share < need and not (from_start and share >= th.min_len_rel_from_start):
             continue
         g = segs[-1]
