@@ -536,7 +536,7 @@ def rolling_mean(values: np.ndarray, *, window: int, center: bool = False,
     NaN/Inf: non-finite points are skipped; the output is NaN where the window holds
     fewer than min_periods finite points (default 1: a value wherever any finite point
     is in reach, so the ends of the curve are smoothed over shorter windows).
-    Cost: O(n) time, one output array, O(window) scratch (plus three n-arrays when the
+    Cost: O(n) time, one output array, O(window) scratch (plus two n-arrays when the
     curve has non-finite points). No running sum: each window is summed fresh from
     block suffix and prefix sums, so a 1e300 spike leaving the window leaves no trace
     and long curves do not drift.
@@ -789,7 +789,8 @@ def rolling_median(values: np.ndarray, *, window: int, center: bool = False,
 
     NaN/Inf: non-finite points are skipped; the output is NaN where the window holds
     fewer than min_periods finite points (default 1).
-    Cost: O(n log window) time with two indexed heaps, O(window) extra memory.
+    Cost: O(n log window) time with two indexed 8-ary heaps (windows of at most 16
+    points use a sorted window instead), O(window) extra memory.
     Matches: bottleneck.move_median(values, window, min_count=min_periods) (causal) and
     pandas rolling(window, min_periods, center=True).median() on input whose non-finite
     points are NaN.
