@@ -32,7 +32,9 @@ def _epoch_boundaries(ctx: RunContext) -> tuple[float, float] | None:
 def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
     """
     Evidence: the level shifts of each loss (the jump between the fitted lines of two
-    adjacent segments at their boundary, in noise units and relative to the level),
+    adjacent segments at their boundary, in noise units, in units of the raw spread
+    around the two lines -- which holds the slow wander of autocorrelated noise that
+    the residual noise misses -- and relative to the level),
     the step, and the event that explains it: an lr_change, data_refresh, resume or
     phase event within explain_rel of the run, or an epoch boundary computed from a
     logged epoch counter. Shifts in several losses of one objective within the
@@ -45,7 +47,8 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
     Advice: unexplained: compare the data order and loader state around the step, check
     for a resume or a config change there, and record deliberate changes as events;
     explained: nothing to fix.
-    Known false alarms: steps of a schedule that is not logged (an LR drop without an lr
+    Known false alarms: strongly autocorrelated noise (AR 0.95) wanders by several
+    spreads now and then (min_shift_spread guards it); steps of a schedule that is not logged (an LR drop without an lr
     curve or event); eval-only curves too short to see a shift (both sides need the
     analysis' min_shift_points).
     """
@@ -64,10 +67,13 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
                 continue  # a spike's tail seen as a jump: LOSS_SPIKE reports it
             if dz is None or d is None or abs(dz) < th.min_shift_noise:
                 continue
+            dsp = s.get("delta_spread")
+            if dsp is not None and abs(dsp) < th.min_shift_spread:
+                continue  # within the slow wander of autocorrelated noise
             rel = abs(d) / abs(level) if level else math.inf
             if rel < th.min_shift_rel:
                 continue
-            shifts.append(dict(metric=m, step=int(s["step"]), delta=d, delta_noise=dz, delta_rel=rel,
+            shifts.append(dict(metric=m, step=int(s["step"]), delta=d, delta_noise=dz, delta_spread=dsp, delta_rel=rel,
                                objective=ctx.role(m)["objective"], span=span(ctx, m)))
     shifts.sort(key=lambda s: (s["step"], s["metric"]))
     used = set()
@@ -97,7 +103,7 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
         msg = (f"{lead['metric']} shifted {direction} by {fmt(abs(lead['delta']))} ({pct(lead['delta_rel'])} of its "
                f"level, {fmt(abs(lead['delta_noise']))} noise levels) at step {fmt_step(lead['step'])}"
                + (why if explained_by else ", and no logged event explains it") + ".")
-        evidence = dict(shifts=group, explained_by=explained_by, event=ev, worse=worse,
+        evidence = dict(shifts=group, min_shift_spread=th.min_shift_spread, explained_by=explained_by, event=ev, worse=worse,
                         epoch_steps=epochs[1] if epochs else None, min_shift_noise=th.min_shift_noise,
                         min_shift_rel=th.min_shift_rel)
         if explained_by:
