@@ -230,7 +230,7 @@ def _findings_table(findings, runs: list[str], *, title: str):
     from rich.text import Text
 
     table = Table(title=title, title_justify="left", show_lines=False)
-    table.add_column("run", overflow="fold", max_width=24)
+    table.add_column("run", overflow="fold", max_width=32)
     table.add_column("finding", overflow="fold", max_width=24)
     table.add_column("steps", justify="right", no_wrap=True)
     table.add_column("what happened", overflow="fold", ratio=1)
