@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, span
+from engine.rules.common import curves, finite_points, span
 
 _EVENT_KINDS = ("lr_change", "data_refresh", "resume", "phase")
 
@@ -88,6 +88,15 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
         lead = group[0]
         within = th.explain_rel * lead["span"]
         ev = ctx.nearest_event(lead["step"], within, _EVENT_KINDS)
+        if ev is None:
+            # a sparse (eval) curve sees a change at its first point after it: an event
+            # since the previous point of each shifted curve explains the jump
+            for g in group:
+                gap = g["span"] / max(finite_points(ctx, g["metric"]) - 1, 1)
+                cands = ctx.events_in(g["step"] - max(within, gap), g["step"], _EVENT_KINDS)
+                if cands:
+                    ev = cands[-1]
+                    break
         explained_by, why = None, ""
         if ev is not None:
             explained_by, why = ev["kind"], f" at a {ev['kind']} event ({ev['detail']})"
