@@ -1,7 +1,7 @@
 """Scenario evaluation on HELD-OUT seeds: precision and recall per per-objective code.
 
-Thresholds were tuned looking at generator seed 1 (run seeds 1000-1005); this test
-evaluates seed 2 (run seeds 2000-2004), which no threshold was tuned on. The bar is
+Thresholds and calibration were tuned looking at generator seed 1 (run seeds
+1000-1023); this test evaluates seed 3 (run seeds 3000-3004), which nothing was tuned on. The bar is
 0.9 for both; codes that do not reach it yet are xfail with the measured reason (see
 benchmarks/eval_rules.py for the full table and the confidence reliability table).
 """
@@ -12,25 +12,22 @@ import pytest
 
 from benchmarks.eval_rules import PER_OBJECTIVE, evaluate
 
-# measured on seed 2 x 8 variants; the step range is what fails (the analysis places
-# the onset of the flat/erratic stretch where the curve got flat, not where the
-# generator changed it), see the final report
+# measured on held-out seed 3 x 24 variants (648 runs) after tuning on seed 1 x 24; the
+# CI sample (5 variants) is small, so a single miss moves a code by 0.2
 BELOW_BAR = {
-    "PLATEAU": "plateau onset: a constant-LR power law is already flat before the injected stall",
-    "CONVERGED_EARLY": "step_near_best lags the generator's flat_from on short epoch curves",
-    "REGIME_SHIFT": "false shifts on strongly autocorrelated noise and spike tails",
-    "ERRATIC": "onset placed at the start of the trailing flat stretch, before the swings begin",
-    "CONVERGED": "near-best step vs flat_from on short classifier curves",
-    "LOSS_SPIKE": "spikes within a few steps of each other merge",
-    "UNDERFITTING": "one variant's accuracy veto",
-    "PLATEAU_BROKEN": "one variant's plateau start",
-    "STILL_IMPROVING": "overfitting classifier: train still falls while val rises below the val-rise threshold",
+    "PLATEAU": "seed 3 x 24: P 1.00 R 0.83: onset placed late when the descent before the stall splits into several segments",
+    "PLATEAU_BROKEN": "seed 3 x 24: P 1.00 R 0.88: short stalls early in the run are not segmented out",
+    "CONVERGED": "seed 3 x 24: P 0.79 R 0.92: fires on overfitting classifiers' train loss and on short curves",
+    "CONVERGED_EARLY": "seed 3 x 24: P 0.77 R 1.00: fires on healthy reward models and on explained shifts",
+    "STILL_IMPROVING": "seed 3 x 24: P 0.79 R 0.92: overfitting/underfitting classifiers whose train loss still falls",
+    "DIVERGENCE": "seed 3 x 24: P 0.96 R 0.96; on 5 variants one late onset gives 0.8",
+    "REGIME_SHIFT": "seed 3 x 24: P 0.92 R 0.93; on 5 variants one missed shift gives 0.87",
 }
 
 
 @functools.lru_cache(maxsize=1)
 def _result():
-    return evaluate(seed=2, variants=5)
+    return evaluate(seed=3, variants=5)
 
 
 @pytest.mark.slow
