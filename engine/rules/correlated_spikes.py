@@ -18,7 +18,9 @@ def correlated_spikes(ctx: RunContext, th: Thresholds) -> list[Finding]:
     curve of the run (height in local noise units), grouped into clusters whose steps lie
     within a tolerance of max(tol_points x the coarsest spacing involved, tol_rel x span);
     per cluster: the metrics, their spike steps and heights, and whether a grad-norm
-    spike came first.
+    spike came first; per set of co-spiking metrics, how many clusters chance alone
+    would give (independent spikes at the observed counts) and the Poisson tail of the
+    observed count: clusters that chance explains (tail >= max_chance_p) are dropped.
     Why: one bad batch or shard hits every objective it feeds at once, so loss spikes that
     coincide across tasks or modalities point at the data; a loss spike that follows a
     grad-norm spike by a few steps points at the optimiser (BLOOM 104B: the grad norm
@@ -56,9 +58,36 @@ def correlated_spikes(ctx: RunContext, th: Thresholds) -> list[Finding]:
             clusters.append(cur)
             cur = [e]
     clusters.append(cur)
+    # chance coincidences: spikes of metrics that spike independently still meet now and
+    # then (llm.c GPT-2: 75 grad-norm and 8 loss spikes in 19,560 steps meet once). Per
+    # set of co-spiking metrics, the expected number of chance clusters is
+    # n(anchor) x prod over the others of min(1, n(m) x 2 tol / span) (anchor: the metric
+    # with the fewest spikes); the clusters count only when seeing as many is unlikely
+    # under independence (Poisson tail < max_chance_p).
+    n_spk = {}
+    for _, m, _ in events:
+        n_spk[m] = n_spk.get(m, 0) + 1
+    by_set: dict[frozenset, int] = {}
+    for c in clusters:
+        key = frozenset(m for _, m, _ in c)
+        by_set[key] = by_set.get(key, 0) + 1
+    chance_p = {}
+    for key, k in by_set.items():
+        if len(key) < 2 or span <= 0:
+            continue
+        spacing = max((spacing_of(ctx, m) for m in key if math.isfinite(spacing_of(ctx, m))), default=1.0)
+        tol = max(th.tol_points * spacing, th.tol_rel * span)
+        ms = sorted(key, key=lambda m: n_spk[m])
+        lam = float(n_spk[ms[0]])
+        for m in ms[1:]:
+            lam *= min(1.0, n_spk[m] * 2 * tol / span)
+        chance_p[key] = dict(expected=lam, observed=k, p=_poisson_tail(k, lam))
     out = []
     for c in clusters:
         names = sorted({m for _, m, _ in c})
+        chance = chance_p.get(frozenset(names))
+        if chance is not None and chance["p"] >= th.max_chance_p:
+            continue
         grads = [e for e in c if ctx.role(e[1])["kind"] == "grad_norm"]
         others = [e for e in c if ctx.role(e[1])["kind"] != "grad_norm"]
         if not others or len(names) < 2:
@@ -90,9 +119,22 @@ def correlated_spikes(ctx: RunContext, th: Thresholds) -> list[Finding]:
                       "duplicated or mislabelled examples.")
         conf = min(th.max_confidence, max(0.5, logistic(0.8 * (len(names) - 2) + 0.5 * math.log2(
             max(min(heights.values()) / th.min_height, 1.0)) + 0.8)))
-        evidence = dict(cause=cause, steps=steps, heights=heights, grad_first=grad_first, thresholds=th.as_dict())
+        evidence = dict(cause=cause, steps=steps, heights=heights, grad_first=grad_first, chance=chance,
+                        thresholds=th.as_dict())
         out.append(ctx.finding("CORRELATED_SPIKES", "warning", conf, names, start, end, msg, evidence, advice))
     if len(out) > th.max_findings:
         out.sort(key=lambda f: -f.confidence)
         out = sorted(out[: th.max_findings], key=lambda f: f.step_start)
     return out
+
+
+def _poisson_tail(k: int, lam: float) -> float:
+    """P(X >= k) for X ~ Poisson(lam)."""
+    if k <= 0:
+        return 1.0
+    term = math.exp(-lam)
+    cdf = term
+    for i in range(1, k):
+        term *= lam / i
+        cdf += term
+    return max(0.0, 1.0 - cdf)

@@ -15,7 +15,7 @@ def grad_norm_instability(ctx: RunContext, th: Thresholds) -> list[Finding]:
     segment level after the first settle_rel of the span, i.e. after warmup), the final
     level and their ratio; the first ascent segment after the settled one; the number of
     spikes (height >= min_spike_height local noise units) after settling and the first
-    of them; whether the curve ends non-finite.
+    of them and their rate per logged point; whether the curve ends non-finite.
     Why: after warmup a healthy gradient norm settles and drifts slowly; one that grows
     several-fold, or keeps spiking (OLMo's spike score, 6-sigma rule over a rolling
     window), means the optimiser is leaving its stable region (LR too high for the
@@ -24,6 +24,9 @@ def grad_norm_instability(ctx: RunContext, th: Thresholds) -> list[Finding]:
     Advice: lower the peak LR or lengthen warmup; clip gradients (or clip adaptively,
     ZClip); check the loss scale with fp16; add QK-norm or z-loss for attention-logit
     growth; skip steps whose grad norm is an outlier (OLMo-core SkipStepOptimizer).
+    Isolated spikes that recover fast are normal in LLM pretraining (llm.c GPT-2 124M:
+    75 spikes in 19,560 steps, none in the loss): spikes count only at min_spike_rate
+    per logged point or more.
     Known false alarms: the tail of a deliberate LR increase (see events); a grad norm
     logged before clipping that grows as the loss nears zero on memorised data; a few
     isolated NaN grad norms from fp16 overflow that the scaler skipped (NONFINITE
@@ -65,10 +68,14 @@ def grad_norm_instability(ctx: RunContext, th: Thresholds) -> list[Finding]:
                     k -= 1
                 onsets.append(int(after[min(k, len(after) - 1)]["step_start"]))
         spikes = [s for s in ctx.spikes_of(m) if s["step"] > settle and s["height"] >= th.min_spike_height]
-        evidence["n_spikes_after_settle"] = len(spikes)
-        if len(spikes) >= th.min_spikes:
-            rate = len(spikes) / max(ctx.x(m, "n_points"), 1)
-            evidence.update(first_spike_step=spikes[0]["step"], spike_rate=rate,
+        # spikes per logged point after settling: isolated fast-recovering spikes are
+        # normal in LLM pretraining (llm.c GPT-2: 75 in 19,560 steps, 0.4%)
+        n_after = max(ctx.x(m, "n_points") * (last - settle) / span, 1.0)
+        rate = len(spikes) / n_after
+        evidence.update(n_spikes_after_settle=len(spikes), spike_rate=rate)
+        spiky = len(spikes) >= th.min_spikes and rate >= th.min_spike_rate
+        if spiky:
+            evidence.update(first_spike_step=spikes[0]["step"],
                             max_spike_height=max(s["height"] for s in spikes))
             reasons.append(f"spiked {len(spikes)} times after step {fmt_step(int(settle))} "
                            f"(up to {fmt(evidence['max_spike_height'], 3)} noise levels)")
@@ -84,7 +91,7 @@ def grad_norm_instability(ctx: RunContext, th: Thresholds) -> list[Finding]:
         onset = min(onsets)
         n_signals = len(reasons)
         strength = (math.log2(growth / th.min_growth) if math.isfinite(growth) and growth >= th.min_growth else 0.0) \
-            + (math.log2(len(spikes) / th.min_spikes) if len(spikes) >= th.min_spikes else 0.0)
+            + (math.log2(len(spikes) / th.min_spikes) if spiky else 0.0)
         conf = min(th.max_confidence, max(0.5, logistic(1.0 * strength + 1.0 * (n_signals - 1) + 0.3)))
         severity = "critical" if tail_nonfinite else "warning"
         msg = f"{m} " + "; ".join(reasons) + f" (from step {fmt_step(onset)})."

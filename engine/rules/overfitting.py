@@ -39,7 +39,12 @@ def _pair_evidence(ctx: RunContext, pair, th: Thresholds) -> dict | None:
     # a single noisy end point hides a clear rise: a smaller rise counts when the held-out
     # tail's own trend (HAC slope over the last quarter) confirms it
     risen = rise_noise >= th.min_rise_noise or (rise_noise >= th.min_rise_noise_trend and val_tail_z >= th.min_val_tail_z)
-    ok = (rise_rel >= th.min_rise_rel and risen and evals_after >= th.min_evals_after
+    # a task score whose best is its first evaluation never learned (stuck at chance, as in
+    # a 4-class classifier flat at 28.6%): UNDERFITTING's case, not overfitting. A loss may
+    # legitimately be best at its first eval (the first eval came after the fit).
+    never_learned = pair.kind not in ("loss", "perplexity") and fv.get("step_first") is not None \
+        and best_step <= fv["step_first"]
+    ok = (not never_learned and rise_rel >= th.min_rise_rel and risen and evals_after >= th.min_evals_after
           and train_gain_noise >= th.min_train_gain_noise and train_gain_rel >= th.min_train_gain_rel)
     best_raw = fv["extra"].get("best_step_raw")
     return dict(ok=ok, train=t, val=v, kind=pair.kind, direction=pair.direction,
@@ -71,6 +76,8 @@ def overfitting(ctx: RunContext, th: Thresholds) -> list[Finding]:
     Advice: keep the checkpoint nearest the best step; add early stopping (patience P)
     or more regularisation (weight decay, dropout, fewer epochs, more data); check that
     the held-out set is not leaking into training.
+    A task score (accuracy, F1, ...) whose best is its first evaluation is not judged:
+    it never learned (UNDERFITTING), it did not overfit.
     Known false alarms: a tiny held-out set whose noise is underestimated from a few
     points; a deliberate LR warm restart or data-mixture change (see the events); the
     early-stopping step is computed from the median eval spacing and the lowest logged
