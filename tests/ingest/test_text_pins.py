@@ -11,6 +11,7 @@ Two guards, written before the speed rewrite of engine/ingest/text.py:
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def same(a, b):
     assert a.table.column("wall_time").null_count == a.table.num_rows
     assert [(e.run, e.step, e.kind, e.detail) for e in a.events] == [(e.run, e.step, e.kind, e.detail)
                                                                       for e in b.events]
-    assert a.attributes == b.attributes
+    assert json.dumps(a.attributes) == json.dumps(b.attributes)  # NaN equal to NaN, key order kept
     assert a.runs == b.runs and a.format == b.format and a.content_hash == b.content_hash
 
 
@@ -134,7 +135,7 @@ def outcome(read, path, options):
         return None, type(e)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=int(os.environ.get("TEXT_TWIN_EXAMPLES", 150)), deadline=None)
 @given(lines=st.lists(log_line(), min_size=0, max_size=40), user=st.booleans(),
        newline=st.sampled_from(["\n", "\r\n"]))
 def test_generated_logs_match_slow_twin(tmp_path_factory, lines, user, newline):
