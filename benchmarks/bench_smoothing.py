@@ -77,8 +77,48 @@ def interleaved(fns: dict, repeat: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def peak_rss_rows(n: int) -> list[dict]:
+    """Peak RSS of each case in a fresh subprocess. The curve is written to a .npy file
+    first and loaded by the child, so the child's peak is the imports, the curve and the
+    call (not the generator's temporaries); the baseline child makes the same call on
+    1,000 points, so peak - baseline is what the full-size call adds."""
+    import tempfile
+    tmp = Path(tempfile.mkdtemp())
+    s, x = loss_curve(n)
+    np.save(tmp / "s.npy", s)
+    np.save(tmp / "x.npy", x)
+    setup = (f"import numpy as np; s = np.load({str(tmp / 's.npy')!r}); x = np.load({str(tmp / 'x.npy')!r}); "
+             "from kernels import smoothing as sm\n")
+    out = []
+    # each case's baseline runs the same call on 1,000 points first (imports, numba
+    # cache load, curve), so the difference is the memory the full-size call adds
+    for kernel, code in [("ema", "sm.ema({x}, alpha=0.01)"), ("rolling_median w=101", "sm.rolling_median({x}, window=101)"),
+                         ("rolling_mean w=101", "sm.rolling_mean({x}, window=101)"),
+                         ("gaussian_smooth sigma=10", "sm.gaussian_smooth({s}, {x}, sigma_steps=10.0)"),
+                         ("anchor: bottleneck move_median", "import bottleneck as bn; bn.move_median({x}, 101, min_count=1)"),
+                         ("anchor: polars ewm_mean", "import polars as pl; pl.Series({x}).ewm_mean(alpha=0.01, adjust=False)")]:
+        warm = code.format(x="x[:1000]", s="s[:1000]")
+        base = peak_rss_mb(setup + warm)
+        mb = peak_rss_mb(setup + warm + "\n" + code.format(x="x", s="s"))
+        out.append({"kernel": kernel, "kind": "peak_rss", "n": n, "peak_rss_mb": mb, "baseline_rss_mb": base,
+                     "added_mb": mb - base, "input_mb": n * 8 / 2**20,
+                     "notes": "fresh subprocess, curve loaded from .npy; baseline = imports + curve + the call on 1,000 points"})
+        print(f"peak RSS n={n:,} {kernel}: +{mb - base:.0f} MiB over baseline {base:.0f} MiB "
+              f"(input {n * 8 / 2**20:.0f} MiB)", flush=True)
+    for f in tmp.iterdir():
+        f.unlink()
+    tmp.rmdir()
+    return out
+
+
 def main() -> None:
     sizes = sizes_from_argv()
+    if "--rss-only" in sys.argv:
+        import json
+        saved = json.loads((Path(__file__).resolve().parent / "results" / "smoothing.json").read_text())
+        rows = [r for r in saved["rows"] if r.get("kind") != "peak_rss"] + peak_rss_rows(max(sizes))
+        print(f"wrote {save('smoothing', rows, versions=saved['versions'])}")
+        return
     rows = []
     steps, x = loss_curve(1000)
     for kernel, ours, _ in cases(steps, x):
@@ -106,23 +146,8 @@ def main() -> None:
                 line += f" | {anchor} {t[anchor] * 1e3:9.3f} ms ({t[anchor] / t['ours']:.2f}x)"
             print(line, flush=True)
     n = max(sizes)
-    setup = (f"import numpy as np; from benchmarks._common import loss_curve; s, x = loss_curve({n}); "
-             "from kernels import smoothing as sm\n")
-    # each case's baseline runs the same call on 1,000 points first (imports, numba
-    # cache load, curve), so the difference is the memory the full-size call adds
-    for kernel, code in [("ema", "sm.ema({x}, alpha=0.01)"), ("rolling_median w=101", "sm.rolling_median({x}, window=101)"),
-                         ("rolling_mean w=101", "sm.rolling_mean({x}, window=101)"),
-                         ("gaussian_smooth sigma=10", "sm.gaussian_smooth({s}, {x}, sigma_steps=10.0)"),
-                         ("anchor: bottleneck move_median", "import bottleneck as bn; bn.move_median({x}, 101, min_count=1)"),
-                         ("anchor: polars ewm_mean", "import polars as pl; pl.Series({x}).ewm_mean(alpha=0.01, adjust=False)")]:
-        warm = code.format(x="x[:1000]", s="s[:1000]")
-        base = peak_rss_mb(setup + warm)
-        mb = peak_rss_mb(setup + warm + "\n" + code.format(x="x", s="s"))
-        rows.append({"kernel": kernel, "kind": "peak_rss", "n": n, "peak_rss_mb": mb, "baseline_rss_mb": base,
-                     "added_mb": mb - base, "input_mb": n * 8 / 2**20,
-                     "notes": "fresh subprocess; baseline = imports + curve + the call on 1,000 points"})
-        print(f"peak RSS n={n:,} {kernel}: +{mb - base:.0f} MiB over baseline {base:.0f} MiB "
-              f"(input {n * 8 / 2**20:.0f} MiB)", flush=True)
+    rss_rows = peak_rss_rows(n)
+    rows += rss_rows
     path = save("smoothing", rows, versions={"polars": pl.__version__, "pandas": pd.__version__,
                                              "bottleneck": bn.__version__, "scipy": scipy.__version__})
     print(f"wrote {path}")

@@ -931,8 +931,8 @@ def gaussian_smooth(steps: np.ndarray, values: np.ndarray, *, sigma_steps: float
     NaN/Inf: non-finite points are skipped (weight 0); the output is NaN only where no
     finite point lies within 4 sigma. steps: strictly increasing integers.
     Cost: O(n * k) time where k is the number of points within +-4 sigma (a weight table
-    over integer gaps replaces exp; evenly spaced curves take a vectorised fixed-kernel
-    loop); O(4 sigma) extra memory, plus two n-arrays on evenly spaced curves.
+    over integer gaps replaces exp; evenly spaced curves take a fixed-kernel loop);
+    O(4 sigma) extra memory, plus one n-array on evenly spaced curves (two with NaN).
     Matches: scipy.ndimage.gaussian_filter1d(values, sigma, truncate=4.0) on evenly
     spaced steps away from the ends, when int(4 sigma + 0.5) == floor(4 sigma) (scipy
     rounds its radius to nearest, we cut at 4 sigma exactly).
@@ -961,7 +961,8 @@ def gaussian_smooth(steps: np.ndarray, values: np.ndarray, *, sigma_steps: float
         weights = table[np.abs(np.arange(-r, r + 1)) * gap]
         has_nonfinite = not bool(finite.all())
         centered = np.where(finite, x - offset, 0.0) if has_nonfinite else x - offset
-        _gaussian_even_core(centered, finite.astype(np.float64), has_nonfinite, weights, r, offset, out)
+        mask = finite.astype(np.float64) if has_nonfinite else centered  # unread when all finite
+        _gaussian_even_core(centered, mask, has_nonfinite, weights, r, offset, out)
         _gaussian_core(s, x, radius, table, offset, 0, r, out)
         _gaussian_core(s, x, radius, table, offset, n - r, n, out)
     else:
