@@ -100,7 +100,9 @@ def curve_display(steps: np.ndarray, values: np.ndarray, *, max_points: int) -> 
 
     Raw: M4 (first, last, min, max of every step bucket) so every spike and dip of the
     full curve stays visible; non-finite points become NaN (a gap in the line).
-    Smoothed: TensorBoard's debiased EMA over every point, then LTTB to max_points // 2.
+    Smoothed: TensorBoard's debiased EMA over every point, sampled at max_points // 2
+    evenly spaced points (the EMA's window is ~n/200 points, so no feature of the smoothed
+    curve is narrower than 10 samples; LTTB would cost 50 ms per 10^6 points for nothing).
     """
     steps = np.ascontiguousarray(steps, dtype=np.int64)
     values = np.ascontiguousarray(values, dtype=np.float64)
@@ -119,13 +121,19 @@ def curve_display(steps: np.ndarray, values: np.ndarray, *, max_points: int) -> 
         w = smoothing_weight(n_finite)
         sm = debiased_ema(values, weight=w)
         sm = np.where(np.isfinite(sm), sm, np.nan)
-        half = max(3, max_points // 2)
-        sidx = lttb(steps, sm, n_out=half) if n > half else np.arange(n, dtype=np.int64)
+        sidx = _even(n, max(3, max_points // 2))
         out.update(smooth_x=steps[sidx], smooth_y=sm[sidx], smooth_weight=w)
     if n_finite:
         fv = values[fin]
         out["lo"], out["hi"] = float(fv.min()), float(fv.max())
     return out
+
+
+def _even(n: int, n_out: int) -> np.ndarray:
+    """n_out evenly spaced indices of 0..n-1, first and last included (all when n <= n_out)."""
+    if n <= n_out:
+        return np.arange(n, dtype=np.int64)
+    return np.unique(np.linspace(0, n - 1, n_out).round().astype(np.int64))
 
 
 def comparison_display(steps: np.ndarray, values: np.ndarray, *, max_points: int):

@@ -278,13 +278,27 @@ _FIG_HEAD = ("<tr><th>metric</th><th>split</th><th class=\"num\">points</th><th 
              "<th class=\"num\">improvement</th><th class=\"num\">tail slope</th><th class=\"num\">spikes</th></tr>")
 
 
-def _run_panels(curves: pl.DataFrame, roles: dict, features: dict, segments: pl.DataFrame,
+def _metric_names(store, run: str) -> list[str]:
+    """The metrics of a run: from the metrics table, else from the curves' metric column."""
+    names = store.metrics(run)["metric"].to_list()
+    if not names:
+        names = store.scan_curves(run).select("metric").unique().collect()["metric"].to_list()
+    return sorted(names)
+
+
+def _loader(store, run: str):
+    """load(metric) -> (steps, values) read with the metric pushed down to row groups,
+    so a report holds one curve in memory at a time (a 10^7-step run has several)."""
+    def load(metric):
+        part = store.scan_curves(run, metric).select("step", "value").collect()
+        return part["step"].to_numpy(), part["value"].to_numpy()
+    return load
+
+
+def _run_panels(names: list[str], load, roles: dict, features: dict, segments: pl.DataFrame,
                 spikes: pl.DataFrame, events: pl.DataFrame, findings: list[dict], *, max_points: int,
                 id_prefix: str = "p"):
     """Plot specs and HTML for every panel of one run. Returns (panel_specs, html, metric->panel ids)."""
-    parts = {m: p for (m,), p in curves.partition_by("metric", as_dict=True, maintain_order=True).items()} \
-        if curves.height else {}
-    names = sorted(parts)
     specs, blocks, where = [], [], {}
     seg_by = {(m,): g for (m,), g in segments.partition_by("metric", as_dict=True).items()} if segments.height else {}
     spk_by = {(m,): g for (m,), g in spikes.partition_by("metric", as_dict=True).items()} if spikes.height else {}
@@ -294,9 +308,7 @@ def _run_panels(curves: pl.DataFrame, roles: dict, features: dict, segments: pl.
         lo, hi, xmin, xmax = math.inf, -math.inf, math.inf, -math.inf
         for j, m in enumerate(ms):
             colour = fg.PALETTE[j % len(fg.PALETTE)]
-            part = parts[m]
-            steps = part["step"].to_numpy()
-            values = part["value"].to_numpy()
+            steps, values = load(m)
             d = fg.curve_display(steps, values, max_points=max_points)
             if steps.size:
                 xmin, xmax = min(xmin, int(steps[0])), max(xmax, int(steps[-1]))
@@ -441,7 +453,7 @@ def render_run_report(store, run: str, *, out_path, max_points: int = 4000) -> P
     if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 16:
         raise ValueError(f"render_run_report: max_points must be an integer >= 16, got {max_points!r}")
     meta = _run_meta(store, run)
-    curves = store.curves(run).select("metric", "step", "value")
+    names = _metric_names(store, run)
     roles = _roles(store.metrics(run))
     feats = _by_run(_table(store, "features"), run)
     features = {r["metric"]: r for r in feats.iter_rows(named=True)}
@@ -451,7 +463,7 @@ def render_run_report(store, run: str, *, out_path, max_points: int = 4000) -> P
     fnd = _by_run(_table(store, "findings"), run)
     findings = _findings_list(list(fnd.iter_rows(named=True)))
 
-    specs, panels_html, where = _run_panels(curves, roles, features, segments, spikes, events, findings,
+    specs, panels_html, where = _run_panels(names, _loader(store, run), roles, features, segments, spikes, events, findings,
                                             max_points=max_points)
     fdata = []
     for f in findings:
