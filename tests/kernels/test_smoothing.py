@@ -429,3 +429,17 @@ def test_gaussian_even_steps_match_twin(pattern, gap, sigma):
     np.testing.assert_allclose(got, gaussian_smooth_ref(s, x, sigma), rtol=1e-9, atol=1e-9, equal_nan=True,
                                err_msg=f"{pattern} gap={gap} sigma={sigma}")
     np.testing.assert_allclose(gaussian_smooth(s, x + 1e9, sigma_steps=sigma) - 1e9, got, atol=2e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("bad,bad_at", [(math.nan, 5), (math.inf, 350), (-math.inf, 350), (math.nan, 699)],
+                         ids=["nan@5", "inf@350", "-inf@350", "nan@699"])
+def test_long_curves_with_a_nonfinite_point_fall_back_exactly(bad, bad_at):
+    # the lane path discovers a non-finite point only at the end (a level that turned
+    # NaN/Inf) and must then redo the curve with the skipping loop
+    x = np.random.default_rng(bad_at).normal(0, 1, 700).cumsum()
+    x[bad_at] = bad
+    s = np.arange(700, dtype=np.int64) * 2
+    close(ema(x, alpha=0.02), ema_ref(x, 0.02), x, msg=f"ema {bad} at {bad_at}")
+    close(debiased_ema(x, weight=0.9), debiased_ema_ref(x, 0.9), x, msg=f"debiased {bad} at {bad_at}")
+    close(time_weighted_ema(s, x, half_life_steps=30.0), time_weighted_ema_ref(s, x, 30.0), x, msg=f"tw {bad} at {bad_at}")
+    close(rolling_mean(x, window=50, center=True), rolling_mean_ref(x, 50, True), x, msg=f"mean {bad} at {bad_at}")
