@@ -47,7 +47,7 @@ CODES = (
     "NONFINITE", "DIVERGENCE", "LOSS_SPIKE", "ERRATIC", "PLATEAU", "PLATEAU_BROKEN",
     "REGIME_SHIFT", "CONVERGED", "CONVERGED_EARLY", "STILL_IMPROVING", "UNDERFITTING",
     "OVERFITTING", "GENERALIZATION_GAP", "OBJECTIVE_IMBALANCE", "REWARD_HACKING",
-    "CORRELATED_SPIKES", "GRAD_NORM_INSTABILITY",
+    "CORRELATED_SPIKES", "GRAD_NORM_INSTABILITY", "REWARD_COLLAPSE",
 )
 EVENT_KINDS = ("lr_change", "data_refresh", "resume", "phase", "note")
 
@@ -461,6 +461,50 @@ def _rlhf(rng, run, *, hacking=None):
     return dict(total=total, steps=steps, vsteps=vsteps, onset=onset)
 
 
+def _grpo(rng, run, *, collapse=False):
+    """GRPO run (TRL GRPOTrainer names): the optimised ``reward`` (group mean), its
+    ``reward_std``, ``kl`` to the reference, ``completions/mean_length`` and the LR.
+
+    collapse False: reward rises and saturates, KL grows like t^0.5-1 to 0.01-0.1.
+    collapse True: reward peaks at 30-60% of the run and gives back 70-140% of its gain
+    by the end while KL keeps growing (t^1-2): the policy degrades (the GRPO
+    chaos-economy log). Returns the clean reward's argmax step (the peak) or None.
+    """
+    total = int(_pick(rng, [200, 500, 1000, 2000]))
+    every = int(_pick(rng, [1, 2, 5])) if total > 200 else int(_pick(rng, [1, 5]))
+    steps = log_steps(total, every)
+    t = steps.astype(np.float64)
+    r0 = rng.uniform(-0.5, 0.5)
+    gain = rng.uniform(0.8, 2.0)
+    peak = None
+    if collapse:
+        p = int(total * rng.uniform(0.3, 0.6))
+        rise = np.where(t < p, (1 - np.exp(-3 * t / p)) / (1 - math.exp(-3)), 1.0)
+        fall = (np.maximum(t - p, 0) / (total - p)) ** rng.uniform(0.8, 1.5)
+        reward = r0 + gain * rise - rng.uniform(0.7, 1.4) * gain * fall
+        peak = int(steps[int(np.argmax(reward))])
+        kl = rng.uniform(0.02, 0.2) * (t / total) ** rng.uniform(1.0, 2.0)
+        length = 200 - 150 * np.maximum(t - p, 0) / (total - p)
+    else:
+        reward = r0 + gain * (1 - np.exp(-rng.uniform(3, 6) * t / total))
+        kl = rng.uniform(0.01, 0.1) * (t / total) ** rng.uniform(0.5, 1.0)
+        length = 200 + 50 * t / total
+    noise = rng.uniform(0.06, 0.15) * gain
+    run.curve("reward", steps, reward + noise * ar1(rng, len(t), 0.3), split="train", kind="reward",
+              objective="policy", role="proxy", direction="max")
+    run.curve("reward_std", steps, (0.3 + 0.2 * np.exp(-t / total)) * (1 + 0.1 * rng.standard_normal(len(t))),
+              split="train", kind="reward", objective="policy", role="std", direction="none")
+    run.curve("kl", steps, kl * (1 + 0.1 * ar1(rng, len(t), 0.5)) + 1e-6, split="train", kind="kl",
+              objective="policy", direction="none")
+    run.curve("completions/mean_length", steps, length * (1 + 0.05 * rng.standard_normal(len(t))), split="none",
+              kind="other", objective="policy", direction="none")
+    run.curve("learning_rate", steps, lr_schedule(total, peak=1e-6, warmup=int(0.05 * total), kind="linear",
+                                                  final_frac=0)[steps],
+              split="none", kind="lr", objective="policy", direction="none", decimals=12)
+    run.params.update(total=total, every=every, collapse=collapse, peak=peak)
+    return dict(total=total, steps=steps, every=every, peak=peak)
+
+
 def _multimodal(rng, run, *, stalled=None):
     """Per-modality losses of one run; ``stalled`` names a modality that stops improving."""
     total = int(_pick(rng, [5000, 10000, 20000]))
@@ -557,6 +601,14 @@ def healthy_rlhf(rng, name):
     run = Run(name, "healthy_rlhf", "rlhf", healthy=True)
     _rlhf(rng, run, hacking=None)
     run.tolerate("CONVERGED", "STILL_IMPROVING")
+    return run
+
+
+def healthy_grpo(rng, name):
+    """GRPO: reward rises and saturates while KL grows slowly (negatives for REWARD_COLLAPSE)."""
+    run = Run(name, "healthy_grpo", "rlhf", healthy=True)
+    _grpo(rng, run, collapse=False)
+    run.tolerate("CONVERGED", "STILL_IMPROVING", "CONVERGED_EARLY")
     return run
 
 
@@ -925,6 +977,17 @@ def reward_hacking(rng, name):
     return run
 
 
+def reward_collapse(rng, name):
+    """GRPO: the optimised reward peaks and falls back (70-140% of its gain) while KL keeps
+    growing; the label starts at the clean reward's peak (not hacking: no gold curve)."""
+    run = Run(name, "reward_collapse", "rlhf")
+    b = _grpo(rng, run, collapse=True)
+    run.expect("REWARD_COLLAPSE", ["reward", "kl"], b["peak"], b["total"],
+               int(max(3 * b["every"], 0.15 * b["total"])))
+    run.tolerate("DIVERGENCE", "REGIME_SHIFT", "CONVERGED_EARLY", "STILL_IMPROVING", "CONVERGED")
+    return run
+
+
 def correlated_spikes(rng, name):
     """Spikes at the same steps in several metrics: a bad batch hits every modality
     ("data"), or grad-norm spikes lead the loss spikes by a few steps ("grad")."""
@@ -989,7 +1052,7 @@ SCENARIOS = {f.__name__: f for f in (
     healthy_rlhf, healthy_multimodal, healthy_classifier, healthy_short, converged, still_improving,
     nonfinite, divergence, loss_spike, erratic, plateau, plateau_broken, regime_shift, explained_shift,
     converged_early, underfitting, overfitting, generalization_gap, objective_imbalance,
-    reward_hacking, correlated_spikes, grad_norm_instability,
+    reward_hacking, correlated_spikes, grad_norm_instability, reward_collapse, healthy_grpo,
 )}
 
 # The bundled samples: (scenario, seed). Small, varied, a few healthy and a few sick.
@@ -1004,12 +1067,22 @@ SAMPLES = (
 # --------------------------------------------------------------------------- API and files
 
 
+# scenarios added after the first release take indices after the original ones, so that
+# adding a scenario never changes the curves of the existing ones (their seeds stay put)
+_ADDED_LATER = ("reward_collapse", "healthy_grpo")
+
+
+def _scenario_index(scenario: str) -> int:
+    base = sorted(s for s in SCENARIOS if s not in _ADDED_LATER)
+    return base.index(scenario) if scenario in base else len(base) + _ADDED_LATER.index(scenario)
+
+
 def make_run(scenario: str, seed: int, name: str | None = None) -> Run:
     """Build one labelled run; same (scenario, seed), same run."""
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
     # the name does not enter the seed, so renaming a run does not change its curves
-    rng = np.random.default_rng([seed, sorted(SCENARIOS).index(scenario)])
+    rng = np.random.default_rng([seed, _scenario_index(scenario)])
     run = SCENARIOS[scenario](rng, name or f"{scenario}-s{seed}")
     run.params["seed"] = int(seed)
     return run
