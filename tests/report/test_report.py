@@ -251,3 +251,47 @@ def test_long_curve_stays_light_and_keeps_spikes(tmp_path):
 def test_bad_max_points(report_store, tmp_path):
     with pytest.raises(ValueError, match="max_points"):
         render_run_report(report_store, "overfit", out_path=tmp_path / "x.html", max_points=3)
+
+
+def edge_store(tmp_path):
+    """One run whose metrics are the awkward curves: all NaN, one point, constant, huge
+    values with -Inf, steps beyond 2^31, a mix of NaN/+Inf/-Inf runs."""
+    from engine.store import Store
+
+    big = 2 ** 40
+    rows = {
+        "all_nan": (np.arange(50), np.full(50, np.nan)),
+        "one_point": (np.array([7]), np.array([1.5])),
+        "constant": (np.arange(300), np.full(300, 2.0)),
+        "huge": (np.arange(300), np.concatenate([np.full(150, 1e300), [-np.inf], np.full(149, -1e300)])),
+        "big_steps": (big + np.arange(0, 3000, 10), np.linspace(3.0, 1.0, 300)),
+        "mixed": (np.arange(400), np.concatenate([np.linspace(1, 2, 100), [np.nan] * 3, [np.inf] * 2,
+                                                   [-np.inf], np.linspace(2, 1, 294)])),
+    }
+    frame = pl.concat([pl.DataFrame({"run": "edge", "metric": m, "step": s.astype(np.int64), "value": v.astype(float)})
+                       for m, (s, v) in rows.items()])
+    path = tmp_path / "edge.parquet"
+    frame.write_parquet(path)
+    store = Store(tmp_path / "store")
+    store.ingest(path, mods=[table_importer])
+    return store, rows
+
+
+def test_awkward_curves_render(tmp_path):
+    store, rows = edge_store(tmp_path)
+    out = render_run_report(store, "edge", out_path=tmp_path / "edge.html", max_points=64)
+    text = out.read_text()
+    data = data_block(text)
+    drawn = {t["name"].split(" (")[0].split(":")[0] for p in data["panels"] for t in p["data"]}
+    assert set(rows) <= drawn
+    by_name = {t["name"]: t for p in data["panels"] for t in p["data"]}
+    # steps past 2^31 are written as float64 (exact below 2^53), not wrapped int32
+    x = decode(by_name["big_steps (raw)"]["x"])
+    assert x[0] == 2 ** 40 and x[-1] == 2 ** 40 + 2990
+    # every non-finite run is marked with its kind and range
+    hover = by_name["mixed: non-finite"]["hovertext"]
+    assert hover == ["mixed: NaN at steps 100..102 (3 points)", "mixed: +Inf at steps 103..104 (2 points)",
+                     "mixed: -Inf at step 105"]
+    assert by_name["all_nan: non-finite"]["hovertext"] == ["all_nan: NaN at steps 0..49 (50 points)"]
+    assert "-Inf at step 150" in by_name["huge: non-finite"]["hovertext"][0]
+    assert "Diagnosis did not run" in text
