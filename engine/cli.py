@@ -595,6 +595,9 @@ def report_cmd(paths, store_path, runs, thresholds, mapping, executor, scheduler
             written.insert(0, render_store_report(store, out_path=out, runs=names, run_links=links))
     except LosscopeError as e:
         fail(e)
+    except ImportError as e:
+        click.echo(f"losscope: the HTML report needs plotly (pip install plotly): {e}", err=True)
+        sys.exit(2)
     finally:
         if tmp is not None:
             tmp.cleanup()
