@@ -4,7 +4,10 @@
 ``run_rules(ctx, thresholds)`` runs them on one RunContext: objective and cross rules
 first (in list order), then summary rules (HEALTHY) which see the findings so far in
 ``ctx.findings``. Each finding's confidence goes through its rule's calibration curve
-(``calibrate``: keys calib_raw/calib_p of its thresholds table, when present). Findings are returned sorted by severity (critical first), then step.
+(``calibrate``: keys calib_raw/calib_p of its thresholds table, when present). Between the
+two, ``apply_precedence`` folds the "how far along is this loss" findings (STILL_IMPROVING,
+CONVERGED, CONVERGED_EARLY) into a run-level finding that makes their advice misleading
+(see PRECEDENCE). Findings are returned sorted by severity (critical first), then step.
 
 To add a rule: write its module, import it below, append its function to RULES, add
 its table to engine/thresholds.toml (see engine/rules/base.py).
@@ -73,6 +76,46 @@ def calibrate(finding: Finding, th: Thresholds) -> Finding:
     return finding
 
 
+# Run-level precedence: (superseding code, superseded codes). When the superseding finding
+# names every metric of a superseded finding, the latter is dropped and recorded in the
+# superseding finding's evidence["supersedes"] (code, metrics, steps). Why each:
+# - OVERFITTING: the held-out curve of the objective has turned; "still improving, train
+#   longer" or "converged, stop here" about its training loss points the wrong way: the
+#   decision is the best checkpoint and early stopping, which OVERFITTING gives.
+# - UNDERFITTING: a loss that barely left its chance level is not "converged" (there is
+#   nothing to stop early for) and a slow drift down is not progress worth more steps.
+# - DIVERGENCE, NONFINITE: a curve that blew up is neither converged nor improving.
+PRECEDENCE: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("OVERFITTING", ("STILL_IMPROVING", "CONVERGED", "CONVERGED_EARLY")),
+    ("UNDERFITTING", ("STILL_IMPROVING", "CONVERGED", "CONVERGED_EARLY")),
+    ("DIVERGENCE", ("STILL_IMPROVING", "CONVERGED", "CONVERGED_EARLY")),
+    ("NONFINITE", ("STILL_IMPROVING", "CONVERGED", "CONVERGED_EARLY")),
+)
+
+
+def apply_precedence(findings: list[Finding], precedence=PRECEDENCE) -> list[Finding]:
+    """Drop the findings that a run-level finding supersedes (PRECEDENCE): a finding of a
+    superseded code whose metrics all appear in one superseding finding of the same run.
+    The dropped ones are listed in the superseding finding's evidence["supersedes"] so
+    nothing disappears silently."""
+    drop: set[int] = set()
+    for top, lower in precedence:
+        for sup in findings:
+            if sup.code != top:
+                continue
+            names = set(sup.metrics)
+            for i, f in enumerate(findings):
+                if i in drop or f.code not in lower or f.run != sup.run or not f.metrics:
+                    continue
+                if set(f.metrics) <= names:
+                    drop.add(i)
+                    if isinstance(sup.evidence, dict):
+                        sup.evidence.setdefault("supersedes", []).append(
+                            dict(code=f.code, metrics=list(f.metrics), step_start=f.step_start,
+                                 step_end=f.step_end))
+    return [f for i, f in enumerate(findings) if i not in drop]
+
+
 def rule_by_code(code: str):
     for fn in RULES:
         if fn.rule.code == code:
@@ -104,8 +147,12 @@ def run_rules(ctx: RunContext, thresholds=None, *, rules=None) -> list[Finding]:
     rules = RULES if rules is None else rules
     ctx.findings = []
     ordered = [r for r in rules if r.rule.scope != "summary"] + [r for r in rules if r.rule.scope == "summary"]
+    folded = False
     for fn in ordered:
         code = fn.rule.code
+        if fn.rule.scope == "summary" and not folded:
+            ctx.findings = apply_precedence(ctx.findings)
+            folded = True
         try:
             got = fn(ctx, th[code])
         except Exception as e:  # a rule bug must name the rule and the run
@@ -117,9 +164,11 @@ def run_rules(ctx: RunContext, thresholds=None, *, rules=None) -> list[Finding]:
         for f in got:
             calibrate(f, th[code])
         ctx.findings.extend(got)
+    if not folded:
+        ctx.findings = apply_precedence(ctx.findings)
     return sorted(ctx.findings, key=lambda f: (_SEVERITY_ORDER[f.severity],
                                                f.step_start if f.step_start is not None else -1, f.code))
 
 
-__all__ = ["RULES", "PER_OBJECTIVE", "CROSS", "run_rules", "rule_by_code", "resolve_thresholds",
+__all__ = ["RULES", "PER_OBJECTIVE", "CROSS", "PRECEDENCE", "apply_precedence", "run_rules", "rule_by_code", "resolve_thresholds",
            "RunContext", "Finding", "load_thresholds"]

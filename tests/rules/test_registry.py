@@ -88,3 +88,33 @@ def test_rule_errors_name_rule_and_run():
 
     with pytest.raises(RuntimeError, match="HEALTHY.*'r1'"):
         run_rules(RunContext("r1"), rules=[boom])
+
+
+def _f(code, metrics, run="r", start=0, end=10):
+    from engine.rules.base import Finding
+    return Finding(run=run, code=code, severity="info" if code != "OVERFITTING" else "warning", confidence=0.8,
+                   metrics=metrics, step_start=start, step_end=end, message="m", evidence={}, advice="")
+
+
+def test_precedence_folds_train_loss_advice_into_overfitting_and_underfitting():
+    from engine.rules import apply_precedence
+    over = _f("OVERFITTING", ["loss", "val_loss"])
+    under = _f("UNDERFITTING", ["aux/loss", "aux/acc"])
+    still = _f("STILL_IMPROVING", ["loss"], start=5)
+    conv = _f("CONVERGED", ["loss", "val_loss"])
+    early = _f("CONVERGED_EARLY", ["aux/loss"])
+    other_metric = _f("STILL_IMPROVING", ["text/loss"])  # not named by a superseding finding: kept
+    partial = _f("CONVERGED", ["loss", "lm/val"])  # one metric outside OVERFITTING's: kept
+    other_run = _f("STILL_IMPROVING", ["loss"], run="other")  # another run's finding: kept
+    spike = _f("LOSS_SPIKE", ["loss"])  # not a superseded code: kept
+    got = apply_precedence([over, under, still, conv, early, other_metric, partial, other_run, spike])
+    assert got == [over, under, other_metric, partial, other_run, spike]
+    assert [(d["code"], d["metrics"], d["step_start"]) for d in over.evidence["supersedes"]] == [
+        ("STILL_IMPROVING", ["loss"], 5), ("CONVERGED", ["loss", "val_loss"], 0)]
+    assert [d["code"] for d in under.evidence["supersedes"]] == ["CONVERGED_EARLY"]
+
+
+def test_precedence_without_superseding_finding_keeps_everything():
+    from engine.rules import apply_precedence
+    fs = [_f("STILL_IMPROVING", ["loss"]), _f("CONVERGED", ["val_loss"]), _f("HEALTHY", ["loss"])]
+    assert apply_precedence(list(fs)) == fs
