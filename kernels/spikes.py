@@ -437,6 +437,161 @@ def rolling_baseline_noise(values: np.ndarray, *, baseline_window: int = 41,
 
 
 # --------------------------------------------------------------------------------------
+# Exact medians of long arrays in one streaming pass (robust scales of whole curves)
+# --------------------------------------------------------------------------------------
+
+_SAMPLE = 16384  # strided sample that brackets the wanted ranks
+_PASS_MIN = 8 * _SAMPLE  # below this, numpy's introselect is as fast
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _term(x, i, center, mode):
+    # mode 0: x_i; 1: |x_i - c|; 2: x_{i+1} - x_i; 3: |x_{i+1} - x_i - c|
+    if mode >= 2:
+        v = x[i + 1] - x[i]
+    else:
+        v = x[i]
+    if mode & 1:
+        v = abs(v - center)
+    return v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bracket_step(v, lo_v, hi_v, buf, below, c, nan):
+    # branch-free: half the terms fall below the bracket in random order, and a branch on
+    # it mispredicted every other term (10x slower); the store always happens, to the
+    # last slot once the buffer is full (the caller then sees c > len(buf))
+    below += v < lo_v
+    nan += v != v
+    last = buf.shape[0] - 1
+    buf[c if c < last else last] = v
+    c += (v >= lo_v) & (v <= hi_v)
+    return below, c, nan
+
+
+@njit(cache=True, nogil=True)
+def _bracket_pass0(x, n, lo_v, hi_v, buf):
+    below = 0
+    c = 0
+    nan = 0
+    for i in range(n):
+        below, c, nan = _bracket_step(x[i], lo_v, hi_v, buf, below, c, nan)
+    return below, c, nan
+
+
+@njit(cache=True, nogil=True)
+def _bracket_pass1(x, n, center, lo_v, hi_v, buf):
+    below = 0
+    c = 0
+    nan = 0
+    for i in range(n):
+        below, c, nan = _bracket_step(abs(x[i] - center), lo_v, hi_v, buf, below, c, nan)
+    return below, c, nan
+
+
+@njit(cache=True, nogil=True)
+def _bracket_pass2(x, n, lo_v, hi_v, buf):
+    below = 0
+    c = 0
+    nan = 0
+    for i in range(n):
+        below, c, nan = _bracket_step(x[i + 1] - x[i], lo_v, hi_v, buf, below, c, nan)
+    return below, c, nan
+
+
+@njit(cache=True, nogil=True)
+def _bracket_pass3(x, n, center, lo_v, hi_v, buf):
+    below = 0
+    c = 0
+    nan = 0
+    for i in range(n):
+        below, c, nan = _bracket_step(abs((x[i + 1] - x[i]) - center), lo_v, hi_v, buf, below, c, nan)
+    return below, c, nan
+
+
+@njit(cache=True, nogil=True)
+def _ranks_core(x, center, mode, k1, out):
+    """out[0], out[1] = the values of ranks k1 and k1 + 1 (0-based, k1 + 1 clipped to the
+    last) of the terms v_i. A sorted strided sample gives two values that bracket both
+    ranks with a margin of 6 binomial standard deviations (3 sqrt(sample)); one pass counts the terms
+    below the bracket and collects those inside it; a quickselect among those finishes.
+    Returns 0, or 1 when a term is NaN, or 2 when the bracket missed (data ordered so
+    that the stride sample misleads): the caller then selects the slow way."""
+    n = x.shape[0] - 1 if mode >= 2 else x.shape[0]
+    s = _SAMPLE
+    stride = n // s
+    sample = np.empty(s, dtype=np.float64)
+    for t in range(s):
+        sample[t] = _term(x, t * stride, center, mode)
+    sample.sort()
+    delta = 3 * int(math.sqrt(s))  # 6 binomial sd of a sample rank
+    r_lo = int(k1 / n * s) - delta
+    r_hi = int((k1 + 1) / n * s) + delta + 1
+    lo_v = sample[r_lo] if r_lo >= 0 else -np.inf
+    hi_v = sample[r_hi] if r_hi < s else np.inf
+    cap = int((r_hi - r_lo + 1) / s * n * 1.5) + 4096
+    buf = np.empty(cap, dtype=np.float64)
+    # one loop per kind of term: a mode test inside the loop kept it from vectorising (15x)
+    if mode == 0:
+        below, c, nan = _bracket_pass0(x, n, lo_v, hi_v, buf)
+    elif mode == 1:
+        below, c, nan = _bracket_pass1(x, n, center, lo_v, hi_v, buf)
+    elif mode == 2:
+        below, c, nan = _bracket_pass2(x, n, lo_v, hi_v, buf)
+    else:
+        below, c, nan = _bracket_pass3(x, n, center, lo_v, hi_v, buf)
+    if nan:
+        return 1
+    k2 = k1 + 1 if k1 + 1 < n else k1
+    if c >= cap or k1 < below or k2 >= below + c:
+        return 2
+    out[0] = _select_kth(buf, c, k1 - below)
+    if k2 == k1:
+        out[1] = out[0]
+    else:  # quickselect left every value after rank k1 - below at least as large
+        v2 = np.inf
+        for t in range(k1 - below + 1, c):
+            if buf[t] < v2:
+                v2 = buf[t]
+        out[1] = v2
+    return 0
+
+
+def median_exact(values: np.ndarray, *, center: float | None = None, differences: bool = False) -> float:
+    """np.median of the terms v: values, or np.diff(values) when `differences`, then
+    |v - center| when a center is given; the same float np.median returns (an even count
+    averages the two middle terms as np.mean does; any NaN gives NaN), without building
+    the terms or copying them.
+
+    Used for the robust scales of whole curves (a MAD is median_exact(x, center=median)).
+    Cost: O(n), one streaming pass plus a selection among ~5% of the terms, ~4x faster
+    than np.median on 10^7 points; below 131,072 terms, np.median itself. A strided sample
+    that misjudges the ranks (adversarially ordered data) falls back to np.median too.
+    """
+    x = np.ascontiguousarray(values, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"median_exact: values must be one-dimensional, got shape {x.shape}")
+    mode = (2 if differences else 0) + (0 if center is None else 1)
+    c = 0.0 if center is None else float(center)
+    n = x.shape[0] - 1 if differences else x.shape[0]
+    if n <= 0:
+        return math.nan
+    h = n // 2
+    k1 = h if n % 2 else h - 1
+    out = np.empty(2)
+    status = _ranks_core(x, c, mode, k1, out) if n >= _PASS_MIN else 2
+    if status == 1:
+        return math.nan
+    if status == 2:
+        v = np.diff(x) if differences else x.copy()
+        if center is not None:
+            v -= c
+            np.abs(v, out=v)
+        return float(np.median(v))
+    return float(out[0]) if n % 2 else float(np.mean(out))
+
+
+# --------------------------------------------------------------------------------------
 # Spike events
 # --------------------------------------------------------------------------------------
 

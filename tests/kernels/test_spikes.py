@@ -294,3 +294,190 @@ def test_kill_loss_spike_needs_five_in_a_row_and_default_window():
     assert np.flatnonzero(out).tolist() == [304]
     assert kill_loss_spike_window(1000) == 100 and kill_loss_spike_window(10_000) == 500
     assert kill_loss_spike(x).tolist() == out.tolist()  # len 400 -> window 100
+
+
+# ------------------------------------------------------------------ the screened search, the detrending pass, median_exact
+# (added with the long-curve speed-up: the fast paths must give exactly what the plain
+# ones give)
+
+from kernels import noise as _noise_kernels  # noqa: E402
+from kernels import smoothing as _smoothing_kernels  # noqa: E402
+from kernels import spikes as _spikes_mod  # noqa: E402
+from kernels.spikes import median_exact, rolling_baseline_noise  # noqa: E402
+
+
+def _paths(steps, x, **kw):
+    """find_spikes through the full pass, the forced screen and the automatic choice."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    args = (kw["window"], float(kw["threshold_z"]), int(kw["direction"]), float(kw["recovery_tolerance_noise"]),
+            kw["min_periods"], kw["scale_floor"])
+    return {p: _spikes_mod._find_spikes_impl(steps, x, *args, p) for p in ("full", "screened", "auto")}
+
+
+def _assert_same_events(res, msg):
+    for path in ("screened", "auto"):
+        for g, r, name in zip(res[path], res["full"], ["index", "step", "height", "recovery", "recovered"]):
+            np.testing.assert_array_equal(g, r, err_msg=f"{path} vs full: {name}; {msg}")
+
+
+@settings(deadline=None, max_examples=60)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(0, 1500), kind=st.sampled_from(["noise", "walk", "ties", "trend", "heavy"]),
+       window=st.sampled_from([3, 11, 41]), threshold=st.sampled_from([2.0, 6.0, 8.0]), direction=st.sampled_from([1, -1]),
+       tol=st.sampled_from([0.0, 2.0]), min_periods=st.integers(1, 11), floor=st.sampled_from([None, 0.0, 1e-3, 1.0]),
+       n_spikes=st.integers(0, 12), nonfinite=st.booleans())
+def test_find_spikes_screen_gives_the_full_pass_events(seed, n, kind, window, threshold, direction, tol, min_periods,
+                                                       floor, n_spikes, nonfinite):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    if kind == "walk":
+        x = np.cumsum(x)
+    elif kind == "ties":
+        x = np.round(x)
+    elif kind == "trend":
+        x = np.linspace(10.0, 1.0, n) + 0.01 * x
+    elif kind == "heavy":
+        x = rng.standard_t(1.5, n)
+    if n and n_spikes:
+        at = rng.integers(0, n, n_spikes)
+        x[at] += direction * rng.uniform(1, 40, n_spikes) * (np.std(x) + 1e-9)
+    if n and nonfinite:
+        x[rng.random(n) < 0.05] = rng.choice(NONFINITE)
+    steps = np.cumsum(rng.integers(1, 4, n))
+    kw = dict(window=window, threshold_z=threshold, direction=direction, recovery_tolerance_noise=tol,
+              min_periods=min(min_periods, window), scale_floor=floor)
+    _assert_same_events(_paths(steps, x, **kw), f"seed={seed} n={n} kind={kind} {kw}")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_find_spikes_screen_matches_the_twin(seed):
+    """The forced screen against the slow twin written from the definition."""
+    rng = np.random.default_rng(seed)
+    n = 700
+    x = np.linspace(3.0, 2.0, n) + 0.05 * rng.standard_normal(n)
+    x[[100, 350, 351, 600]] += [2.0, 1.5, 1.5, -3.0]
+    x[[50, 400]] = [math.nan, math.inf]
+    steps = np.arange(n, dtype=np.int64) * 10 + 5
+    for direction in (1, -1):
+        kw = dict(window=11, threshold_z=6.0, direction=direction, recovery_tolerance_noise=2.0, min_periods=5,
+                  scale_floor=None)
+        got = _paths(steps, x, **kw)["screened"]
+        ref = find_spikes_ref(steps, list(x), **kw)
+        assert len(got[0]) >= 1, f"seed={seed} direction={direction}: the injected spikes were not found"
+        for g, r, name in zip(got, ref, ["index", "step", "height", "recovery", "recovered"]):
+            if name == "height":
+                _eq(g, r, err_msg=f"{name} seed={seed} {kw}")
+            else:
+                np.testing.assert_array_equal(g, r, err_msg=f"{name} seed={seed} {kw}")
+
+
+def test_find_spikes_screen_runs_on_a_detrended_long_curve():
+    """What analyse feeds it: a curve in local-noise units. The screen must be chosen
+    (few points pass it) and find the same spikes as the full pass."""
+    rng = np.random.default_rng(7)
+    n = 60_000
+    x = rng.standard_normal(n) * 1.8
+    at = np.array([5_000, 20_000, 20_001, 41_000, 59_990])
+    x[at] += [30.0, 25.0, 25.0, 40.0, 35.0]
+    steps = np.arange(1, n + 1, dtype=np.int64)
+    kw = dict(window=101, threshold_z=8.0, direction=1, recovery_tolerance_noise=2.0, min_periods=11, scale_floor=1.0)
+    assert _spikes_mod._screen(x, 101, 1.0, 8.0, 1) is not None, "the screen was not used"
+    res = _paths(steps, x, **kw)
+    _assert_same_events(res, "detrended long curve")
+    assert set(res["auto"][1].tolist()) >= {5_001, 20_001, 41_001, 59_991}, res["auto"][1]
+
+
+def test_find_spikes_screen_falls_back_when_the_floor_is_tiny():
+    """A floor far below the noise lets most points pass the median bound alone; the MAD
+    bound or the full pass takes over, with the same events."""
+    rng = np.random.default_rng(3)
+    x = np.cumsum(rng.standard_normal(20_000))
+    steps = np.arange(x.size, dtype=np.int64)
+    kw = dict(window=41, threshold_z=2.0, direction=1, recovery_tolerance_noise=0.0, min_periods=11, scale_floor=0.0)
+    _assert_same_events(_paths(steps, x, **kw), "tiny floor")
+
+
+def test_noise_scale_constant_matches_noise_kernels():
+    assert _spikes_mod._NOISE_SCALE == _noise_kernels.NOISE_SCALE
+
+
+@settings(deadline=None)
+@given(x=st.one_of(curves, tied_curves), baseline_window=st.integers(1, 50), noise_window=st.integers(1, 50))
+def test_rolling_baseline_noise_equals_the_two_kernels(x, baseline_window, noise_window):
+    before = x.copy()
+    base, noise = rolling_baseline_noise(x, baseline_window=baseline_window, noise_window=noise_window)
+    np.testing.assert_array_equal(x, before)
+    want_base = _smoothing_kernels.rolling_median(x, window=baseline_window, center=True)
+    want_noise = _noise_kernels.rolling_noise(x, window=noise_window)
+    np.testing.assert_array_equal(base, want_base, err_msg=f"baseline w={baseline_window}")
+    np.testing.assert_array_equal(noise, want_noise, err_msg=f"noise w={noise_window}")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rolling_baseline_noise_on_long_curves_with_gaps(seed):
+    rng = np.random.default_rng(seed)
+    n = 5_000
+    x = np.linspace(5, 1, n) + 0.1 * rng.standard_normal(n)
+    x[rng.random(n) < 0.02] = rng.choice(NONFINITE)
+    x[1000:1100] = math.nan  # a gap wider than both windows
+    x[2000:2200] = np.round(x[2000:2200])  # ties
+    for bw, nw in ((41, 41), (101, 21), (4, 2)):
+        base, noise = rolling_baseline_noise(x, baseline_window=bw, noise_window=nw)
+        np.testing.assert_array_equal(base, _smoothing_kernels.rolling_median(x, window=bw, center=True),
+                                      err_msg=f"seed={seed} bw={bw}")
+        np.testing.assert_array_equal(noise, _noise_kernels.rolling_noise(x, window=nw), err_msg=f"seed={seed} nw={nw}")
+    base41, noise41 = rolling_baseline_noise(x, baseline_window=41, noise_window=41)
+    assert np.isnan(base41[1050]), "a centred window inside the gap has no value"
+    assert np.isnan(noise41[1099]) and np.isfinite(noise41[1200]), "the causal window refills after the gap"
+
+
+def test_rolling_baseline_noise_rejects_bad_windows():
+    with pytest.raises(ValueError, match="baseline_window"):
+        rolling_baseline_noise(np.ones(3), baseline_window=0)
+    with pytest.raises(ValueError, match="noise_window"):
+        rolling_baseline_noise(np.ones(3), noise_window=True)
+
+
+def _median_terms(x, center, differences):
+    v = np.diff(x) if differences else x.copy()
+    if center is not None:
+        v = np.abs(v - center)
+    return np.median(v) if v.size else math.nan
+
+
+@pytest.mark.parametrize("kind", ["noise", "sorted", "reversed", "ties", "constant", "walk", "periodic", "nan", "huge"])
+def test_median_exact_equals_numpy_median(kind):
+    """Long enough for the one-pass path (>= 131,072 terms), odd and even counts."""
+    rng = np.random.default_rng(len(kind))
+    for n in (140_001, 140_000):
+        x = rng.standard_normal(n)
+        if kind == "sorted":
+            x = np.sort(x)
+        elif kind == "reversed":
+            x = np.sort(x)[::-1].copy()
+        elif kind == "ties":
+            x = np.round(x * 2)
+        elif kind == "constant":
+            x = np.full(n, 2.5)
+        elif kind == "walk":
+            x = np.cumsum(x)
+        elif kind == "periodic":  # the strided sample sees one phase only: the fallback must catch it
+            x = np.tile(np.r_[np.zeros(_spikes_mod._SAMPLE // 4), np.ones(7)], n // 4000 + 1)[:n] + 1e-3 * x
+        elif kind == "nan":
+            x[12_345] = math.nan
+        elif kind == "huge":
+            x = x * 1e300
+        for center in (None, 0.25, -1e300 if kind == "huge" else 0.0):
+            for differences in (False, True):
+                got = median_exact(x, center=center, differences=differences)
+                want = _median_terms(x, center, differences)
+                assert got == want or (math.isnan(got) and math.isnan(want)), \
+                    f"kind={kind} n={n} center={center} differences={differences}: {got!r} != {want!r}"
+
+
+@settings(deadline=None)
+@given(x=hnp.arrays(np.float64, st.integers(0, 60), elements=st.floats(-1e6, 1e6)),
+       center=st.one_of(st.none(), st.floats(-10, 10)), differences=st.booleans())
+def test_median_exact_short_inputs(x, center, differences):
+    got = median_exact(x, center=center, differences=differences)
+    want = _median_terms(x, center, differences)
+    assert got == want or (math.isnan(got) and math.isnan(want))
