@@ -650,13 +650,17 @@ def _comparison(store, names, metrics_t: pl.DataFrame, *, max_points, max_runs, 
     if not chosen:
         return [], "", notes
     per_metric: dict[str, list] = {m: [] for m in chosen}
+    logged = {}
+    for run, metric in metrics_t.select("run", "metric").iter_rows():
+        logged.setdefault(run, set()).add(metric)
     for run in names:
-        cur = store.curves(run, chosen)
-        if cur.height == 0:
+        want = [m for m in chosen if len(per_metric[m]) < max_runs and m in logged.get(run, ())]
+        if not want:
+            if all(len(v) >= max_runs for v in per_metric.values()):
+                break  # every panel is full: read no more curves
             continue
+        cur = store.scan_curves(run, want).select("metric", "step", "value").collect()
         for (m,), part in cur.partition_by("metric", as_dict=True).items():
-            if len(per_metric[m]) >= max_runs:
-                continue
             got = fg.comparison_display(part["step"].to_numpy(), part["value"].to_numpy(), max_points=max_points)
             if got is not None:
                 per_metric[m].append((run, got))

@@ -295,3 +295,19 @@ def test_awkward_curves_render(tmp_path):
     assert by_name["all_nan: non-finite"]["hovertext"] == ["all_nan: NaN at steps 0..49 (50 points)"]
     assert "-Inf at step 150" in by_name["huge: non-finite"]["hovertext"][0]
     assert "Diagnosis did not run" in text
+
+
+def test_store_report_subset_and_caps(report_store, tmp_path):
+    """runs= restricts the index and the comparison (the overlay `losscope compare` needs);
+    max_compare_runs caps a panel and says how many runs it left out."""
+    text = render_store_report(report_store, out_path=tmp_path / "two.html", runs=[HOSTILE_RUN, PLAIN_RUN],
+                               max_compare_runs=1).read_text()
+    assert html.escape(RL_RUN) not in text and f"<code>{html.escape(PLAIN_RUN)}</code>" in text
+    data = data_block(text)
+    assert data["panels"] == [], "a panel with one run is no comparison"
+    text = render_store_report(report_store, out_path=tmp_path / "two.html",
+                               runs=[HOSTILE_RUN, PLAIN_RUN]).read_text()
+    titles = [p["layout"]["title"]["text"] for p in data_block(text)["panels"]]
+    assert "train/loss (2 runs)" in titles
+    with pytest.raises(StoreError, match="no such run"):
+        render_store_report(report_store, out_path=tmp_path / "x.html", runs=["nope"])
