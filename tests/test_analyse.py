@@ -242,3 +242,84 @@ def test_analyse_run_without_roles_uses_direction_none():
     feats = out["features"]
     assert feats["run"].to_list() == ["", ""]
     assert feats["best_value"].is_nan().all()
+
+
+# --------------------------------------------------------------------------- fast paths (long curves)
+# analyse computes its noise figures and its spike detrending through faster kernels than
+# the ones its docstring names; these tests hold them to the named ones.
+
+from engine import analyse as _analyse_mod  # noqa: E402
+from kernels import noise as _noise_kernels  # noqa: E402
+from kernels import smoothing as _smoothing_kernels  # noqa: E402
+from kernels import spikes as _spikes_kernels  # noqa: E402
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("n", [3, 4, 40, 1001, 150_001])
+def test_noise_helpers_equal_the_noise_kernels(seed, n):
+    rng = np.random.default_rng(seed)
+    x = 2.0 + np.exp(-np.arange(n) / (n / 5 + 1)) + 0.01 * rng.standard_normal(n)
+    if seed == 1:
+        x = np.round(x, 2)  # ties in the differences
+    if seed == 2:
+        x = np.full(n, 3.0)  # zero noise: snr is NaN
+    if seed == 3:
+        x = np.linspace(1.0, 2.0, n)  # zero noise, a change: snr is inf (or NaN at float ties)
+    noise = _analyse_mod._mad_noise(x)
+    want = _noise_kernels.mad_noise(x)
+    assert noise == want or (math.isnan(noise) and math.isnan(want)), (seed, n, noise, want)
+    snr, want_snr = _analyse_mod._snr(x, noise), _noise_kernels.signal_to_noise(x)
+    assert snr == want_snr or (math.isnan(snr) and math.isnan(want_snr)), (seed, n, snr, want_snr)
+
+
+def _pretrain_like(n, seed):
+    """Cosine pretraining loss with AR(1) noise and 5 spikes (benchmarks/bench_analyse.py's curve)."""
+    rng = np.random.default_rng(seed)
+    lr = gen.lr_schedule(n, peak=3e-4, warmup=n // 50, kind="cosine")
+    loss = gen.lm_loss(lr, l_inf=2.0, amp=8.5, alpha=0.45, tau=30, lr_term=0.1)[1:]
+    y = loss * (1 + 0.01 * gen.ar1(rng, n, 0.7))
+    at = np.sort(rng.choice(np.arange(n // 10, n - 100), 5, replace=False))
+    for a in at:
+        y[a:a + 20] += 1.0
+    return np.arange(1, n + 1, dtype=np.int64), y, at
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direction", ["min", "max"])
+def test_long_curve_fast_paths_change_nothing(monkeypatch, direction):
+    """200k points take every fast path (screened spike search, one-pass medians, fused
+    detrending). Patching the plain kernels back in must give the identical analysis."""
+    s, y, at = _pretrain_like(200_000, 3)
+    if direction == "max":
+        y = -y
+    y[[777, 150_000]] = [math.nan, math.inf]
+    fast = analyse_curve(s, y, direction=direction, kind="loss")
+
+    def plain_detrend(x, *, baseline_window, noise_window):
+        return (_smoothing_kernels.rolling_median(x, window=baseline_window, center=True),
+                _noise_kernels.rolling_noise(x, window=noise_window))
+
+    def plain_median(v, *, center=None, differences=False):
+        v = np.diff(v) if differences else np.asarray(v, dtype=np.float64)
+        return float(np.median(np.abs(v - center) if center is not None else v)) if v.size else math.nan
+
+    def plain_find_spikes(steps, values, *, window, threshold_z, direction, scale_floor):
+        return _spikes_kernels._find_spikes_impl(np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64),
+                                                 window, threshold_z, direction, 2.0, 11, scale_floor, "full")
+
+    monkeypatch.setattr(_spikes_kernels, "rolling_baseline_noise", plain_detrend)
+    monkeypatch.setattr(_spikes_kernels, "find_spikes", plain_find_spikes)
+    monkeypatch.setattr(_analyse_mod, "_median", plain_median)
+    monkeypatch.setattr(_analyse_mod, "_mad_noise", _noise_kernels.mad_noise)
+    monkeypatch.setattr(_analyse_mod, "_snr", lambda x, noise: _noise_kernels.signal_to_noise(x))
+    plain = analyse_curve(s, y, direction=direction, kind="loss")
+    assert fast[0].keys() == plain[0].keys()
+    for key in fast[0]:
+        a, b = fast[0][key], plain[0][key]
+        assert a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)), (key, a, b)
+    assert fast[1] == plain[1]
+    assert fast[2] == plain[2]
+    # and the five spikes are there
+    found = [sp["step"] for sp in fast[2]]
+    for a in at:
+        assert any(a + 1 <= f <= a + 21 for f in found), (a, found)
