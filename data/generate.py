@@ -338,10 +338,18 @@ def _classifier(rng, run, *, epochs=None, overfit=False, gap=None, underfit=Fals
         # floor at flat_from, visibly still falling.
         rate = math.log((chance - floor) / (0.02 * floor)) / flat_from
     train_l = floor + (chance - floor) * np.exp(-rate * e)
-    val_l = floor * (1 + (gap if gap is not None else rng.uniform(0.03, 0.1))) + (chance - floor) * np.exp(-rate * e)
+    val_floor = floor * (1 + (gap if gap is not None else rng.uniform(0.03, 0.1)))
+    val_l = val_floor + (chance - floor) * np.exp(-rate * e)
     best = None
     if overfit:
         best = int(epochs * rng.uniform(0.3, 0.55))
+        # the fit must be mostly done when the rise term starts (its excess over the floor
+        # down to 5% of the floor): with a slow decay, val kept falling for many epochs
+        # after the onset and the rise was invisible (30-epoch runs ended within noise of
+        # their minimum, the argmin of the clean curve landing in the last epochs)
+        rate = max(rate, math.log((chance - floor) / (0.05 * floor)) / best)
+        train_l = floor + (chance - floor) * np.exp(-rate * e)
+        val_l = val_floor + (chance - floor) * np.exp(-rate * e)
         rise = rng.uniform(0.08, 0.3) * val_l[best - 1]
         val_l = val_l + np.where(e > best, rise * (np.maximum(e - best, 0) / (epochs - best)) ** 1.3, 0)
         train_l = train_l * np.exp(-0.01 * np.maximum(e - best, 0))  # keeps falling
@@ -368,7 +376,11 @@ def _classifier(rng, run, *, epochs=None, overfit=False, gap=None, underfit=Fals
     run.curve(names["va"], steps, va, split="val", kind="accuracy", objective="task", direction="max")
     run.params.update(epochs=epochs, style=style, n_classes=n_classes, n_val=n_val, steps_per_epoch=spe,
                       total=int(steps[-1]))
-    return dict(steps=steps, names=names, best_epoch=best, epochs=epochs, style=style, spe=spe)
+    # epochs where the clean val loss is within one val noise sd of its minimum: the
+    # best epoch cannot be located more precisely than that stretch
+    near = np.flatnonzero(val_l <= val_l.min() * (1 + 2 * train_noise)) if overfit else None
+    return dict(steps=steps, names=names, best_epoch=best, epochs=epochs, style=style, spe=spe,
+                near_best=None if near is None else (int(near[0]) + 1, int(near[-1]) + 1))
 
 
 def _reward_model(rng, run, *, eval_points=None):
@@ -926,8 +938,10 @@ def overfitting(rng, name):
         s, n = b["steps"], b["names"]
         best = int(s[b["best_epoch"] - 1])
         spacing = int(s[1] - s[0])
+        lo, hi = b["near_best"]  # a flat-bottomed val curve: the tolerance covers its flat stretch
+        flat = max(best - int(s[lo - 1]), int(s[hi - 1]) - best)
         run.expect("OVERFITTING", [n["tl"], n["vl"]], best, int(s[-1]),
-                   int(max(4 * spacing, 0.1 * (s[-1] - s[0]))))
+                   int(max(4 * spacing, 0.1 * (s[-1] - s[0]), flat)))
         run.tolerate("GENERALIZATION_GAP", "CONVERGED", "CONVERGED_EARLY")
     else:
         b = _sft(rng, run, epochs=int(rng.integers(3, 6)), eval_mode="steps", overfit=True)
