@@ -167,3 +167,23 @@ def test_report_writes_index_and_run_page(sample_store, tmp_path):
     r = CliRunner().invoke(main, ["report", "--store", str(store), "--run", "sample-divergence", "-o", str(one)])
     assert r.exit_code == 0, r.stderr
     assert "DIVERGENCE" in one.read_text() and "0 run(s) analysed" in r.stderr
+
+
+def test_bad_events_metadata_is_bad_input(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    t = pa.table({"run": ["r"] * 60, "metric": ["loss"] * 60, "step": list(range(60)),
+                  "value": [1.0 / (i + 1) for i in range(60)]})
+    for meta, msg in (("{not json", "is not JSON"), ('[{"step": -3, "kind": "note"}]', "step -3"),
+                      ('[{"step": 5, "kind": "party"}]', "event kind 'party'")):
+        f = tmp_path / "r.parquet"
+        pq.write_table(t.replace_schema_metadata({"losscope.events": meta}), f)
+        r = CliRunner().invoke(main, ["diagnose", str(f), "--format", "json"])
+        assert r.exit_code == 2 and msg in r.stderr and "r.parquet" in r.stderr, (meta, r.stderr)
+        assert r.stdout == ""
+    pq.write_table(t.replace_schema_metadata({"losscope.events": '[{"step": 5, "kind": "data_refresh"}]'}), f)
+    store = tmp_path / "st"
+    r = CliRunner().invoke(main, ["diagnose", str(f), "--store", str(store)])
+    assert r.exit_code == 0, r.stderr
+    r = CliRunner().invoke(main, ["query", "events", "--store", str(store), "--format", "json"])
+    assert [(e["run"], e["step"], e["kind"]) for e in json.loads(r.stdout)] == [("r", 5, "data_refresh")]
