@@ -179,7 +179,7 @@ def base_layout(title: str, *, log: bool, height: int = 340) -> dict:
     }
 
 
-def segment_shapes(segs, *, strip: int, n_strips: int, full: bool) -> list[dict]:
+def segment_shapes(segs, *, strip: int, full: bool) -> list[dict]:
     """Rectangles for a metric's segments: a strip at the bottom of the panel (one strip
     per metric of the panel) and, for the panel's first metric, light full-height shading."""
     shapes = []
@@ -192,7 +192,6 @@ def segment_shapes(segs, *, strip: int, n_strips: int, full: bool) -> list[dict]
                            "fillcolor": col.format(a=0.07), "line": {"width": 0}, "layer": "below"})
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": a, "x1": b, "y0": y0, "y1": y1,
                        "fillcolor": col.format(a=0.55), "line": {"width": 0}, "layer": "above"})
-    del n_strips
     return shapes
 
 

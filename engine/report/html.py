@@ -339,7 +339,7 @@ def _run_panels(names: list[str], load, roles: dict, features: dict, segments: p
             sg = seg_by.get((m,))
             if sg is not None and sg.height:
                 segs = list(sg.sort("step_start").select("kind", "step_start", "step_end").iter_rows())
-                shapes.extend(fg.segment_shapes(segs, strip=j, n_strips=len(ms), full=(j == 0)))
+                shapes.extend(fg.segment_shapes(segs, strip=j, full=(j == 0)))
         ev = _event_trace(events)
         if ev is not None:
             data.append(ev)
@@ -558,7 +558,6 @@ def render_store_report(store, *, out_path, runs=None, max_points: int = 1000, m
     for r in metrics_t.iter_rows(named=True):
         roles_by_run.setdefault(r["run"], {})[r["metric"]] = r
     feat_by: dict[tuple, dict] = {(r["run"], r["metric"]): r for r in feats.iter_rows(named=True)} if feats.height else {}
-    analysed = set(feats["run"].to_list()) if feats.height else set()
     diagnosed = set(fnd["run"].to_list()) if fnd.height else set()
 
     # index rows
@@ -612,7 +611,6 @@ def render_store_report(store, *, out_path, runs=None, max_points: int = 1000, m
     if not_analysed:
         note = (f"<p class=\"note\">Diagnosis did not run for {len(not_analysed):,} of {len(names):,} run(s): "
                 "they show curves only. Run <code>losscope diagnose --store DIR</code> first.</p>")
-    del analysed
     header = (f"<header><h1>losscope · store <code>{esc(store.path)}</code></h1>"
               f"<p class=\"muted\">{len(names):,} runs · {sum(runs_t['points'].to_list()):,} points · "
               f"{_counts(all_findings) if all_findings else 'no findings'}</p>{note}</header>")

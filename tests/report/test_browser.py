@@ -34,7 +34,7 @@ def dump_dom(url: str, tmp: Path) -> str:
     profile.mkdir()
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=15000",
+           "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=10000",
            "--dump-dom", url]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"chromium exited {proc.returncode}: {proc.stderr[-2000:]}"
