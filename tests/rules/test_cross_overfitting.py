@@ -79,3 +79,37 @@ def test_fires__overfitting_real_trainer_state_viz(real_dir):
 def test_quiet__overfitting_real_healthy_finetunes(real_dir, path):
     df = _diagnose_real(real_dir / path)
     assert df.filter(df["code"] == "OVERFITTING").height == 0, df.select("code", "message")
+
+
+def _ctx_with_inferred_roles(scenario, seed, user_split_none=()):
+    """RunContext of a generated run whose roles come from engine.infer (names only),
+    optionally with some metrics marked as set by a user mapping (inferred False)."""
+    import polars as pl
+
+    from engine.diagnose import analyse_frames
+    from engine.rules.base import RunContext
+    from tests.rules.helpers import gen
+    run = gen.make_run(scenario, seed)
+    t = analyse_frames(gen.curves_frame(run))
+    metrics = t["metrics"].with_columns(
+        pl.when(pl.col("metric").is_in(list(user_split_none))).then(False).otherwise(pl.col("inferred"))
+        .alias("inferred"))
+    return RunContext(run.name, features=t["features"], segments=t["segments"], spikes=t["spikes"],
+                      metrics=metrics, events=t["events"])
+
+
+def test_fires__hf_loss_pairs_with_eval_loss_by_name_alone():
+    """HF logs the train loss as plain ``loss``: with no role table, the pair still forms
+    (engine.infer.train_by_partner) and OVERFITTING fires on it."""
+    from engine.rules import run_rules
+    from engine.rules._cross import train_val_pairs
+    ctx = _ctx_with_inferred_roles("overfitting", 0)
+    assert ctx.role("loss")["split"] == "none"  # name-by-name inference alone
+    assert ("loss", "eval_loss") in {(p.train, p.val) for p in train_val_pairs(ctx)}
+    assert any(f.code == "OVERFITTING" and {"loss", "eval_loss"} <= set(f.metrics) for f in run_rules(ctx))
+
+
+def test_quiet__user_mapped_unsplit_loss_is_not_paired():
+    from engine.rules._cross import train_val_pairs
+    ctx = _ctx_with_inferred_roles("overfitting", 0, user_split_none=("loss",))
+    assert "loss" not in {p.train for p in train_val_pairs(ctx)}
