@@ -118,3 +118,35 @@ def tail_progress(ctx: RunContext, m: str) -> dict:
     z = -s * ctx.x(m, "tail_slope_z")
     return dict(change=change, change_noise=change / noise if noise and math.isfinite(noise) else math.nan,
                 share=change / total if total and total > 0 else math.nan, z=z, total=total, noise=noise)
+
+
+def line_at(g: dict, step: float) -> float:
+    """The fitted line of a segment at ``step`` (its level is the value at the mean step,
+    about the middle of the segment)."""
+    mid = 0.5 * (g["step_start"] + g["step_end"])
+    slope = g["slope"] if g.get("slope") is not None and math.isfinite(g["slope"]) else 0.0
+    return g["level"] + slope * (step - mid)
+
+
+def stall_onset(ctx: RunContext, m: str, segs: list[dict], i: int, within_noise: float, stop_steps=()) -> int:
+    """Index of the first segment of the stall that ends with segment ``i`` (a plateau):
+    walk back over earlier plateau segments and over improving segments whose fitted line
+    already starts within ``within_noise`` noise levels of the plateau's level (a slow
+    descent the segmentation split off the stall: AR noise makes the first part of a
+    flat stretch look like a significant but practically empty slope). Never crosses a
+    step in ``stop_steps`` (level shifts). Returns ``i`` when nothing merges."""
+    noise = noise_of(ctx, m)
+    level = segs[i]["level"]
+    s = sign(ctx, m)
+    j = i
+    while j > 0 and segs[j]["step_start"] not in stop_steps:
+        g = segs[j - 1]
+        if g["kind"] == "plateau":
+            j -= 1
+            continue
+        if oriented_kind(ctx, m, g["kind"]) != "improving" or not math.isfinite(noise) or level is None:
+            break
+        if s * (line_at(g, g["step_start"]) - level) > within_noise * noise:
+            break
+        j -= 1
+    return j

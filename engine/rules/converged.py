@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, fitted_gain, group_by_objective, span, tail_progress
+from engine.rules.common import curves, fitted_gain, group_by_objective, sign, span, tail_progress
 
 
 def converged_state(ctx: RunContext, m: str, th: Thresholds) -> dict | None:
@@ -26,6 +26,12 @@ def converged_state(ctx: RunContext, m: str, th: Thresholds) -> dict | None:
     if math.isfinite(gain) and gain > th.max_gain_rel and tp["z"] >= th.improving_z:
         return None  # still significantly improving and the power law promises more
     near = f["extra"].get("step_near_best") or f.get("step_90pct")
+    if near is not None:
+        for sh in f["extra"].get("shifts") or []:
+            worse = sign(ctx, m) * (sh.get("delta") or 0.0) > 0
+            dsp = sh.get("delta_spread")
+            if sh["step"] > near and worse and (dsp is None or abs(dsp) >= th.reset_shift_spread):
+                return None  # knocked off its floor later (restart, data change): the tail is a recovery
     return dict(metric=m, tail_share=tp["share"], tail_change_noise=tp["change_noise"], expected_gain_rel=gain,
                 step_near_best=near, best_value=ctx.x(m, "best_value"), best_step=f.get("best_step"),
                 final_value=ctx.x(m, "final_value"), final_step=f.get("final_step"),
@@ -44,6 +50,9 @@ def converged(ctx: RunContext, th: Thresholds) -> list[Finding]:
     converged for this model, data and schedule.
     Advice: stop here (or earlier next time, see the step reached); to go lower, change
     something else: model size, data, learning-rate schedule.
+    A curve knocked off its floor after it got there (a worsening level shift of at
+    least reset_shift_spread raw spreads: a warm restart, a data refresh) is not
+    converged: its tail is a recovery.
     Known false alarms: a cosine schedule near its end flattens any curve (the gain
     would come back with a new schedule); a plateau of a hard phase that would have
     broken later.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, span
+from engine.rules.common import curves, span, stall_onset
 
 
 def _lr_state(ctx: RunContext, m: str, th: Thresholds) -> str:
@@ -26,7 +26,10 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
     segment whose projected change, with its HAC 95% interval, lies inside the noise
     band: statistically and practically flat), its start, length as a share of the run,
     level, slope and standard error; whether it starts at the first step (the model
-    never learned).
+    never learned). The onset moves back over a descent segment whose fitted line
+    starts within onset_within_noise noise levels of the plateau level (the
+    segmentation often splits the first, noise-dominated part of a stall off as a
+    statistically significant but practically empty slope).
     Why: a loss flat within its noise for a large share of the run means the optimizer
     makes no progress: learning rate too low or decayed to nothing, a dead or saturated
     network, labels the model cannot use, or a bug feeding the same batch.
@@ -46,9 +49,9 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
         if not segs or segs[-1]["kind"] != "plateau":
             continue
         shift_steps = {s["step"] for s in (ctx.feature(m)["extra"].get("shifts") or [])}
-        i = len(segs) - 1
-        while i > 0 and segs[i - 1]["kind"] == "plateau" and segs[i]["step_start"] not in shift_steps:
-            i -= 1
+        # the stall starts at the first of the trailing plateau segments, or earlier at a
+        # split-off slow descent that already starts within onset_within_noise of its level
+        i = stall_onset(ctx, m, segs, len(segs) - 1, th.onset_within_noise, shift_steps)
         start, end = segs[i]["step_start"], segs[-1]["step_end"]
         total = span(ctx, m)
         if not total or total <= 0:

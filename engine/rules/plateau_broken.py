@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, noise_of, oriented_kind, span
+from engine.rules.common import curves, noise_of, oriented_kind, span, stall_onset
 
 _EVENT_KINDS = ("lr_change", "data_refresh", "resume", "phase", "note")
 
@@ -24,6 +24,9 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
     Advice: if an LR change broke it, the earlier LR was too high (or the decay came
     late): schedule the decay earlier; if nothing explains it, the stall may recur: keep
     checkpoints around such transitions.
+    The stall's start moves back over a descent segment whose fitted line starts within
+    onset_within_noise noise levels of the plateau level (a split-off, practically
+    empty slope at the start of the stall).
     Known false alarms: the piecewise-linear fit of a smoothly curving loss can call a
     short stretch flat (plateaus shorter than min_len_rel are ignored).
     """
@@ -34,10 +37,13 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
         noise = noise_of(ctx, m)
         if len(segs) < 2 or not total or not math.isfinite(noise):
             continue
-        for a, b in zip(segs[:-1], segs[1:]):
+        shift_steps = {s["step"] for s in (ctx.feature(m)["extra"].get("shifts") or [])}
+        for k, (a, b) in enumerate(zip(segs[:-1], segs[1:])):
             if a["kind"] != "plateau" or oriented_kind(ctx, m, b["kind"]) != "improving":
                 continue
-            share = (a["step_end"] - a["step_start"]) / total
+            onset = stall_onset(ctx, m, segs, k, th.onset_within_noise, shift_steps)
+            stall_start = segs[onset]["step_start"]
+            share = (a["step_end"] - stall_start) / total
             if share < th.min_len_rel:
                 continue
             drop = abs(b["slope"] * (b["step_end"] - b["step_start"])) if b["slope"] is not None else math.nan
@@ -51,16 +57,16 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
                                 (share - th.min_len_rel) / th.min_len_rel) * th.conf_slope + th.conf_bias)
             why = (f" after a {ev_near['kind']} at step {fmt_step(ev_near['step'])} ({ev_near['detail']})"
                    if ev_near else "")
-            msg = (f"{m} was flat at about {fmt(level)} from step {fmt_step(a['step_start'])} to step "
+            msg = (f"{m} was flat at about {fmt(level)} from step {fmt_step(stall_start)} to step "
                    f"{fmt_step(a['step_end'])} ({pct(share)} of the run), then fell by {fmt(drop)} "
                    f"({fmt(drop_noise)} noise levels){why}.")
-            ev = dict(metric=m, plateau_start=a["step_start"], plateau_end=a["step_end"], share_of_run=share,
+            ev = dict(metric=m, plateau_start=stall_start, plateau_segment_start=a["step_start"], plateau_end=a["step_end"], share_of_run=share,
                       level=level, drop=drop, drop_noise=drop_noise, drop_rel=drop_rel,
                       explained_by=ev_near["kind"] if ev_near else None,
                       event=ev_near, min_len_rel=th.min_len_rel, min_drop_noise=th.min_drop_noise)
             advice = ("The LR change broke the plateau: decay earlier next time." if ev_near and ev_near["kind"] == "lr_change"
                       else "Nothing logged explains the break: keep checkpoints around it; if stalls recur, try a "
                            "schedule with an earlier decay or a higher peak learning rate.")
-            out.append(ctx.finding("PLATEAU_BROKEN", "info", conf, [m], a["step_start"], a["step_end"], msg, ev,
+            out.append(ctx.finding("PLATEAU_BROKEN", "info", conf, [m], stall_start, a["step_end"], msg, ev,
                                    advice))
     return out
