@@ -597,12 +597,13 @@ def median_exact(values: np.ndarray, *, center: float | None = None, differences
 
 
 @njit(cache=True, nogil=True)
-def _find_spikes_core(steps, xf, idx, medf, scalef, threshold_z, direction, tolerance,
+def _find_spikes_core(steps, xf, idx, dense, medf, scalef, threshold_z, direction, tolerance,
                       out_index, out_step, out_height, out_recovery, out_recovered):
     """Walk the finite points once. An event opens at the first point whose signed z passes
     the threshold; its baseline and scale are frozen from the previous point (whose causal
     window does not contain the spike). It closes at the first later point back within
-    `tolerance` noise units of that baseline; every flagged point before that belongs to it."""
+    `tolerance` noise units of that baseline; every flagged point before that belongs to it.
+    idx maps finite points to positions, unless `dense` (every point finite: the identity)."""
     m = xf.shape[0]
     count = 0
     k = 0
@@ -633,11 +634,12 @@ def _find_spikes_core(steps, xf, idx, medf, scalef, threshold_z, direction, tole
                 peak_dev = dev
                 peak = j
             j += 1
-        out_index[count] = idx[peak]
-        out_step[count] = steps[idx[peak]]
+        ip = peak if dense else idx[peak]
+        out_index[count] = ip
+        out_step[count] = steps[ip]
         out_height[count] = peak_dev / scale
         if recovered:
-            out_recovery[count] = steps[idx[j]] - steps[idx[k]]
+            out_recovery[count] = steps[j if dense else idx[j]] - steps[k if dense else idx[k]]
             out_recovered[count] = True
         else:
             out_recovery[count] = -1
@@ -702,9 +704,10 @@ def _select_kth(a, n, k):
 
 
 @njit(cache=True, nogil=True)
-def _screen_bounds_core(y, w, want_mad, lb_med, lb_mad):
-    """lb_med[j], lb_mad[j]: lower bounds of the median and MAD of y over any window of w
-    consecutive points ending in block j = [j w, (j+1) w) (j >= 1)."""
+def _screen_bounds_core(x, direction, w, want_mad, lb_med, lb_mad):
+    """lb_med[j], lb_mad[j]: lower bounds of the median and MAD of y = direction * x over
+    any window of w consecutive points ending in block j = [j w, (j+1) w) (j >= 1)."""
+    y = x
     m = y.shape[0]
     scratch = np.empty(2 * w, dtype=np.float64)
     r = (w - 1) // 2
@@ -714,7 +717,7 @@ def _screen_bounds_core(y, w, want_mad, lb_med, lb_mad):
         b = min(m, (j + 1) * w)
         c = b - a
         for t in range(c):
-            scratch[t] = y[a + t]
+            scratch[t] = direction * y[a + t]
         if want_mad:
             srt = np.sort(scratch[:c])
             lb_med[j] = srt[r]
@@ -731,11 +734,11 @@ def _screen_bounds_core(y, w, want_mad, lb_med, lb_mad):
 
 
 @njit(cache=True, nogil=True)
-def _screen_count(y, w, lb_med, lb_scale, thr):
+def _screen_count(x, direction, w, lb_med, lb_scale, thr):
     count = 0
-    for k in range(w, y.shape[0]):
+    for k in range(w, x.shape[0]):
         j = k // w
-        if y[k] - lb_med[j] > thr * lb_scale[j]:
+        if direction * x[k] - lb_med[j] > thr * lb_scale[j]:
             count += 1
     return count
 
@@ -776,7 +779,7 @@ def _exact_pair(xf, k, before, min_periods, floor, buf):
 
 
 @njit(cache=True, nogil=True)
-def _find_spikes_screened_core(steps, xf, idx, before, min_periods, floor, lb_med, lb_scale,
+def _find_spikes_screened_core(steps, xf, idx, dense, before, min_periods, floor, lb_med, lb_scale,
                                threshold_z, direction, tolerance,
                                out_index, out_step, out_height, out_recovery, out_recovered):
     """_find_spikes_core's walk, with exact window statistics only where the screen lets
@@ -819,11 +822,12 @@ def _find_spikes_screened_core(steps, xf, idx, before, min_periods, floor, lb_me
                 peak_dev = dev
                 peak = j
             j += 1
-        out_index[count] = idx[peak]
-        out_step[count] = steps[idx[peak]]
+        ip = peak if dense else idx[peak]
+        out_index[count] = ip
+        out_step[count] = steps[ip]
         out_height[count] = peak_dev / scale
         if recovered:
-            out_recovery[count] = steps[idx[j]] - steps[idx[k]]
+            out_recovery[count] = steps[j if dense else idx[j]] - steps[k if dense else idx[k]]
             out_recovered[count] = True
         else:
             out_recovery[count] = -1
@@ -838,19 +842,19 @@ def _screen(xf, window, floor, threshold_z, direction):
     m = xf.shape[0]
     if m < _SCREEN_MIN_WINDOWS * window:
         return None
-    y = xf if direction > 0 else -xf
+    dr = float(direction)
     nb = (m + window - 1) // window
     lb_med = np.empty(nb)
     lb_mad = np.zeros(nb)
     thr = float(threshold_z) * (1.0 - 1e-12)
-    _screen_bounds_core(y, window, False, lb_med, lb_mad)
+    _screen_bounds_core(xf, dr, window, False, lb_med, lb_mad)
     lb_scale = np.full(nb, floor)
-    if _screen_count(y, window, lb_med, lb_scale, thr) <= m // 64:
+    if _screen_count(xf, dr, window, lb_med, lb_scale, thr) <= m // 64:
         return lb_med, lb_scale
     # the floor alone is too low a scale: bound the MAD too (sorts the blocks, ~3x dearer)
-    _screen_bounds_core(y, window, True, lb_med, lb_mad)
+    _screen_bounds_core(xf, dr, window, True, lb_med, lb_mad)
     lb_scale = np.maximum(MAD_TO_SIGMA * lb_mad * (1.0 - 1e-12), floor)
-    if _screen_count(y, window, lb_med, lb_scale, thr) <= m // 16:
+    if _screen_count(xf, dr, window, lb_med, lb_scale, thr) <= m // 16:
         return lb_med, lb_scale
     return None
 
@@ -923,11 +927,14 @@ def find_spikes(steps: np.ndarray, values: np.ndarray, *, window: int = 101, thr
 
 def _find_spikes_impl(s, x, window, threshold_z, direction, tolerance, min_periods, scale_floor, path):
     """find_spikes after validation; path "auto" (screen when it pays), "full" or "screened"."""
-    finite = np.isfinite(x)
-    if finite.all():
-        idx = np.arange(x.shape[0], dtype=np.int64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        dense = math.isfinite(float(np.sum(x)))  # a finite sum proves there is no NaN/Inf, without a mask
+    if dense or bool(np.isfinite(x).all()):
+        dense = True
+        idx = np.zeros(1, dtype=np.int64)  # unused: position k is finite point k
         xf = x
     else:
+        finite = np.isfinite(x)
         idx = np.flatnonzero(finite).astype(np.int64)
         xf = np.ascontiguousarray(x[idx])
     floor = _default_floor(xf) if scale_floor is None else float(scale_floor)
@@ -942,14 +949,13 @@ def _find_spikes_impl(s, x, window, threshold_z, direction, tolerance, min_perio
         nb = (m + window - 1) // window
         bounds = (np.full(nb, -np.inf), np.zeros(nb))  # trivially valid: every point is checked
         if m >= 2 * window:
-            y = xf if direction > 0 else -xf
             lb_mad = np.zeros(nb)
-            _screen_bounds_core(y, window, True, bounds[0], lb_mad)
+            _screen_bounds_core(xf, float(direction), window, True, bounds[0], lb_mad)
             bounds = (bounds[0], np.maximum(MAD_TO_SIGMA * lb_mad * (1.0 - 1e-12), floor))
     elif path == "auto":
         bounds = _screen(xf, window, floor, threshold_z, direction)
     if bounds is not None:
-        c = _find_spikes_screened_core(s, xf, idx, window - 1, min_periods, floor, bounds[0], bounds[1],
+        c = _find_spikes_screened_core(s, xf, idx, dense, window - 1, min_periods, floor, bounds[0], bounds[1],
                                        threshold_z, float(direction), tolerance, out_index, out_step,
                                        out_height, out_recovery, out_recovered)
     else:
@@ -957,7 +963,7 @@ def _find_spikes_impl(s, x, window, threshold_z, direction, tolerance, min_perio
         madf = np.empty(m)
         _rolling_median_mad_core(xf, window - 1, 0, min_periods, medf, madf)
         scalef = np.maximum(MAD_TO_SIGMA * madf, floor)  # NaN stays NaN where no window yet
-        c = _find_spikes_core(s, xf, idx, medf, scalef, threshold_z, float(direction), tolerance,
+        c = _find_spikes_core(s, xf, idx, dense, medf, scalef, threshold_z, float(direction), tolerance,
                               out_index, out_step, out_height, out_recovery, out_recovered)
     return (out_index[:c].copy(), out_step[:c].copy(), out_height[:c].copy(),
             out_recovery[:c].copy(), out_recovered[:c].copy())
