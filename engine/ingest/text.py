@@ -247,9 +247,10 @@ _FAST = re.compile(
     "^(?:"
     rf"{_H}*(s|step):(\d+)(?:/\d+)?(?:{_H}+(.*))?$"  # colon: 1 prefix, 2 step, 3 rest
     rf"|{_H}*(\d+){_H}+([A-Za-z_][\w/.\-]*){_H}+(\S+){_H}*$"  # columns: 4 step, 5 key, 6 token
-    "|("  # 7: a line of another profile, read by _parse_line
+    # pipe: 7 step, 8 fields (no line matches both this and nanogpt: ':' vs '|' after the number)
+    rf"|{_H}*(?:\[[^\]\n]*\]{_H}*)?(?i:iteration|iter|step){_H}+(\d+){_H}*(?:/{_H}*\d+{_H}*)?\|(.*)$"
+    "|("  # 9: a line of another profile, read by _parse_line
     rf"{_H}*(?:iter|step){_H}+\d+:{_H}*.*"  # nanogpt
-    rf"|{_H}*(?:\[[^\]\n]*\]{_H}*)?(?i:iteration|iter|step){_H}+\d+{_H}*(?:/{_H}*\d+{_H}*)?\|.*"  # pipe
     rf"|{_H}*\{{'[^'\n]+':{_H}.*\}}{_H}*"  # dict
     rf"|{_H}*(?i:validation loss|val loss|HellaSwag accuracy){_H}*:{_H}*"
     rf"(?:\d+{_H}*/{_H}*\d+{_H}*={_H}*)?\S+{_H}*"  # step-less
@@ -260,6 +261,7 @@ _LINE_BREAKS_RE = re.compile(f"[{_LINE_BREAKS}]")
 # colon tokens in Arrow (RE2): ASCII \w; used only on ASCII text without \x1f (which
 # Python's \s counts as a space and Arrow's ASCII whitespace does not)
 _KEY_TOKEN = r"^[A-Za-z_][A-Za-z0-9_/.\-]*:."
+_PIPE_FIELD_RE2 = r"^\s*(?P<k>[A-Za-z_][A-Za-z0-9_/.\-() ]*?)\s*(?::\s*|\s+)(?P<v>\S+)\s*$"
 # Tokens these match are classified without Python: a plain ASCII number (float() reads it,
 # and so does Arrow's cast, to the same double) or a number with a unit (never a float).
 _FAST_NUM = r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"
@@ -316,6 +318,74 @@ def _ordered_counts(codes: np.ndarray, names: list[str]) -> dict[str, int]:
     for j in np.argsort(first, kind="stable").tolist():
         out[names[uniq[j]]] = out.get(names[uniq[j]], 0) + int(counts[j])
     return out
+
+
+def _colon_tokens_arrow(idx, rests: pa.Array):
+    chunks = pc.ascii_split_whitespace(rests)
+    flat = pc.list_flatten(chunks)
+    parent = pc.list_parent_indices(chunks).to_numpy(zero_copy_only=False)
+    ok = pc.match_substring_regex(flat, _KEY_TOKEN)
+    kv = pc.split_pattern(flat.filter(ok), ":", max_splits=1)
+    return idx[parent[ok.to_numpy(zero_copy_only=False)]], pc.list_element(kv, 0), pc.list_element(kv, 1)
+
+
+def _colon_tokens_py(i, rest):
+    return COLON_TOKEN.findall(rest)
+
+
+def _pipe_tokens_arrow(idx, fields: pa.Array):
+    pieces = pc.split_pattern(fields, "|")
+    flat = pc.list_flatten(pieces)
+    parent = pc.list_parent_indices(pieces).to_numpy(zero_copy_only=False)
+    kv = pc.extract_regex(flat, _PIPE_FIELD_RE2)
+    ok = kv.is_valid().to_numpy(zero_copy_only=False)
+    kv = kv.filter(pa.array(ok))
+    return idx[parent[ok]], kv.field("k"), kv.field("v")
+
+
+def _pipe_tokens_py(i, rest):
+    out = []
+    for field in rest.split("|"):
+        f = PIPE_FIELD.match(field)
+        if f:
+            out.append((f.group(1), f.group(2)))
+    return out
+
+
+def _tokens_of(idx: np.ndarray, rests: list[str], arrow_fn, py_fn) -> list[tuple]:
+    """(record index array, keys, tokens) parts for the lines ``idx`` whose token text is
+    ``rests``: in Arrow where its regexes (RE2: ASCII \\w and \\s) agree with Python's
+    (ASCII text without \\x1f, which Python's \\s takes as a space), in Python otherwise."""
+    arr = pa.array(rests, pa.string())
+    ok = pc.and_(pc.string_is_ascii(arr), pc.invert(pc.match_substring(arr, "\x1f"))).to_numpy(zero_copy_only=False)
+    parts = []
+    if ok.any():
+        parts.append(arrow_fn(idx[ok], arr.filter(pa.array(ok)) if not ok.all() else arr))
+    if not ok.all():
+        recs, ks, ts = [], [], []
+        for i, rest in zip(idx[~ok].tolist(), arr.filter(pa.array(~ok)).to_pylist()):
+            for k, t in py_fn(i, rest):
+                recs.append(i)
+                ks.append(k)
+                ts.append(t)
+        parts.append((np.array(recs, dtype=np.int64), pa.array(ks, pa.string()), pa.array(ts, pa.string())))
+    return parts
+
+
+def _merge(parts: list[tuple]):
+    """One (record index array, keys, tokens) from several, in record order."""
+    if len(parts) == 1:
+        return parts[0]
+    rec = np.concatenate([p[0] for p in parts])
+    order = np.argsort(rec, kind="stable")
+    take = pa.array(order)
+    keys = pa.concat_arrays([_plain(p[1]) for p in parts]).take(take)
+    toks = pa.concat_arrays([_plain(p[2]) for p in parts]).take(take)
+    return rec[order], keys, toks
+
+
+def _plain(a):
+    return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
 
 
 class _Lines:
@@ -427,34 +497,29 @@ class _Lines:
             llmc = pc.equal(pa.array(prefix, pa.string()), "s").to_numpy(zero_copy_only=False)
             prof[idx] = np.where(llmc, _P_LLMC, _P_COLON)
             int_steps(idx, [colon_step[i] for i in idx.tolist()])
-            rests = [found[i][2] for i in idx.tolist()]
-            if text.isascii() and "\x1f" not in text:
-                chunks = pc.ascii_split_whitespace(pa.array(rests, pa.string()))
-                flat = pc.list_flatten(chunks)
-                parent = pc.list_parent_indices(chunks).to_numpy(zero_copy_only=False)
-                ok = pc.match_substring_regex(flat, _KEY_TOKEN)
-                kv = pc.split_pattern(flat.filter(ok), ":", max_splits=1)
-                parts.append((idx[parent[ok.to_numpy(zero_copy_only=False)]],
-                              pc.list_element(kv, 0), pc.list_element(kv, 1)))
-            else:
-                recs, ks, ts = [], [], []
-                for i, r in zip(idx.tolist(), rests):
-                    for k, t in COLON_TOKEN.findall(r):
-                        recs.append(i)
-                        ks.append(k)
-                        ts.append(t)
-                parts.append((np.array(recs, dtype=np.int64), pa.array(ks, pa.string()), pa.array(ts, pa.string())))
+            parts.extend(_tokens_of(idx, [found[i][2] for i in idx.tolist()], _colon_tokens_arrow,
+                                    _colon_tokens_py))
         if is_columns.any():
             idx = np.flatnonzero(is_columns)
             prof[idx] = _P_COLUMNS
             int_steps(idx, [col_step[i] for i in idx.tolist()])
             parts.append((idx, pa.array([found[i][4] for i in idx.tolist()], pa.string()),
                           pa.array([found[i][5] for i in idx.tolist()], pa.string())))
-        other = np.flatnonzero(~(is_colon | is_columns))
+        pipe_step = [f[6] for f in found]
+        is_pipe = np.fromiter(map(bool, pipe_step), dtype=bool, count=n)
+        if is_pipe.any():
+            idx = np.flatnonzero(is_pipe)
+            recs, ks, ts = _merge(_tokens_of(idx, [found[i][7] for i in idx.tolist()], _pipe_tokens_arrow,
+                                             _pipe_tokens_py))
+            with_pairs = np.unique(recs)  # a pipe line without a field is no metric line (its step unread)
+            prof[with_pairs] = _P_PIPE
+            int_steps(with_pairs, [pipe_step[i] for i in with_pairs.tolist()])
+            parts.append((recs, ks, ts))
+        other = np.flatnonzero(~(is_colon | is_columns | is_pipe))
         if len(other):
             recs, ks, ts = [], [], []
             for i in other.tolist():
-                r = _parse_line(found[i][6], ())  # as the line-by-line reader would
+                r = _parse_line(found[i][8], ())  # as the line-by-line reader would
                 if r is None:
                     continue
                 if r[0] not in ("dict", "stepless"):
@@ -482,20 +547,9 @@ class _Lines:
     def _finish(self, prof, steps, parts):
         self.prof, self.step = prof, steps
         if not parts:
-            self.tok_rec = np.zeros(0, dtype=np.int64)
-            self.keys = self.tokens = pa.array([], pa.string())
-        elif len(parts) == 1:
-            self.tok_rec, self.keys, self.tokens = parts[0]
-        else:
-            rec = np.concatenate([p[0] for p in parts])
-            order = pa.array(np.argsort(rec, kind="stable"))
-            self.tok_rec = rec[order.to_numpy()]
-            self.keys = pa.concat_arrays([p[1] for p in parts]).take(order)
-            self.tokens = pa.concat_arrays([p[2] for p in parts]).take(order)
-        if isinstance(self.keys, pa.ChunkedArray):
-            self.keys = self.keys.combine_chunks()
-        if isinstance(self.tokens, pa.ChunkedArray):
-            self.tokens = self.tokens.combine_chunks()
+            parts = [(np.zeros(0, dtype=np.int64), pa.array([], pa.string()), pa.array([], pa.string()))]
+        rec, keys, toks = _merge(parts)
+        self.tok_rec, self.keys, self.tokens = rec, _plain(keys), _plain(toks)
 
     def scan_lines(self, user):
         """Line by line, for user patterns (tried first on every line)."""

@@ -85,7 +85,7 @@ NUMS = st.one_of(st.floats(-1e6, 1e6).map(lambda v: f"{v:.4f}"), st.floats(1e-12
                  st.sampled_from(["30ms", "nanms", "0.01%", "12.5s", "abc", "1.2.3", "x", "", "7it/s", "4,"]))
 KEYS = st.sampled_from(["trl", "tel", "eval", "lr", "norm", "train_loss", "val_loss", "train_time", "step_avg",
                         "loss", "train loss", "val loss", "lm loss", "grad norm", "mfu", "time", "val", "train",
-                        "hella", "tok/sec", "a.b-c", "learning rate"])
+                        "hella", "tok/sec", "a.b-c", "learning rate", "time (ms)", "é_loss", " lm loss "])
 STEP = st.one_of(st.integers(0, 60), st.integers(0, 3 * 10**5))
 
 
@@ -101,7 +101,7 @@ def log_line(draw):
     if kind == 2:
         return f"{draw(st.sampled_from(['iter', 'step']))} {step}: " + ", ".join(f"{k} {v}" for k, v in pairs)
     if kind == 3:
-        head = draw(st.sampled_from([" iteration", "step", "[2024-01-01 10:00] iteration", "iter"]))
+        head = draw(st.sampled_from([" iteration", "step", "[2024-01-01 10:00] iteration", "iter", "ITERATION", "Step"]))
         return f"{head} {step:6d}/ 1000 | " + " | ".join(f"{k}{draw(st.sampled_from([': ', ' ']))}{v}"
                                                       for k, v in pairs) + draw(st.sampled_from(["", " |"]))
     if kind == 4:
@@ -120,7 +120,7 @@ def log_line(draw):
     if kind == 8:
         return draw(st.sampled_from(["import torch", "    print0(f'step:{step} val_loss:{v}')", "=" * 20, "",
                                      "number of parameters: 12", "step 1: we tried", "{'a': b}", "  ",
-                                     "s:", "step:12", "iteration 5 |"]))
+                                     "s:", "step:12", "iteration 5 |", "s:3 a:1\x1fb:2", "step 4 | x:\x1f1 | y 2"]))
     if kind == 9:  # user pattern
         return f"it={step} L={draw(NUMS)} acc={draw(NUMS)}"
     if kind == 10:
