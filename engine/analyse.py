@@ -223,8 +223,17 @@ def _hac_line(t: np.ndarray, y: np.ndarray):
     return b, se, float(y.mean()), rsd, rho
 
 
+def _search(s: np.ndarray, t: float) -> int:
+    """np.searchsorted(s, t) (first index with s[k] >= t) for int64 steps s and a float t,
+    without numpy's cast of the whole of s to float64 (an O(n) copy per call): for
+    integers, s[k] >= t exactly when s[k] >= ceil(t)."""
+    if math.isfinite(t) and abs(t) < 2.0 ** 53:  # beyond, numpy compares rounded floats
+        return int(np.searchsorted(s, np.int64(math.ceil(t))))
+    return int(np.searchsorted(s, t))
+
+
 def _nearest_step(s: np.ndarray, t: float) -> int:
-    k = int(np.searchsorted(s, t))
+    k = _search(s, t)
     if k <= 0:
         return int(s[0])
     if k >= s.size:
@@ -625,7 +634,7 @@ def _tail(ws, wx, p: AnalysisParams, row, extra, noise_resid):
 
 def _power_law(s, x, sign, p: AnalysisParams, row, extra, span):
     start = s[0] + p.fit_skip_rel * span
-    k0 = int(np.searchsorted(s, start, side="left"))  # s is sorted: s[k0:] == s[s >= start]
+    k0 = _search(s, start)  # s is sorted: s[k0:] == s[s >= start]
     t = s[k0:].astype(np.float64)
     if t.size and t[0] <= 0:
         t = t - t[0] + 1.0  # t^-alpha needs t > 0; a log counting from 0 is shifted by one
