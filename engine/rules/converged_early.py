@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, group_by_objective
+from engine.rules.common import curves, group_by_objective, tail_progress
+
+
+def _still_moving(ctx: RunContext, m: str, th: Thresholds) -> bool:
+    """The tail (last quarter) of ``m`` still improves by sibling_improving_noise noise
+    levels and more than max_tail_share of its total improvement."""
+    tp = tail_progress(ctx, m)
+    return tp["change_noise"] >= th.sibling_improving_noise and tp["share"] > th.max_tail_share
 from engine.rules.converged import converged_state
 
 
@@ -19,6 +26,11 @@ def converged_early(ctx: RunContext, th: Thresholds) -> list[Finding]:
     Advice: stop at the given step next time (early stopping on the validation loss with
     patience of a few evals), or shorten the schedule so the decay happens where the
     curve still moves; a bigger model may use the remaining budget better.
+    Not judged when a worsening level shift came after that step (see CONVERGED), nor
+    when another curve of the same objective (the held-out twin) is not converged and its
+    last quarter still improved by sibling_improving_noise noise levels: a very noisy
+    train loss is "within noise of its best" almost from the start while its eval curve
+    shows the descent going on.
     Known false alarms: a schedule whose LR decay is still to come would have bought
     more later (the power-law check helps only when the fit is plausible); a curve that
     hides a slow late phase (grokking) behind a flat stretch.
@@ -37,6 +49,11 @@ def converged_early(ctx: RunContext, th: Thresholds) -> list[Finding]:
             s["saved_rel"] = (s["final_step"] - s["step_near_best"]) / s["span"]
             states.append(s)
         if not states:
+            continue
+        # another curve of the objective (the held-out twin of a train loss, or vice versa)
+        # still improving by more than its noise contradicts "the rest bought nothing"
+        named = {s["metric"] for s in states}
+        if any(_still_moving(ctx, m2, th) for m2 in ms if m2 not in named):
             continue
         # the earliest curve of the objective to get there (a smoothed train curve lags
         # its sparse eval twin or vice versa; either shows when the compute stopped paying)

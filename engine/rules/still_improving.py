@@ -8,6 +8,17 @@ from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, lo
 from engine.rules.common import curves, fitted_gain, tail_progress
 
 
+def _implied_tail_change(ctx: RunContext, m: str, gain_rel: float) -> float:
+    """What the last quarter should have gained under the fitted power law
+    L = L_inf + a t^-alpha that promises ``gain_rel`` (of the final value) for twice the
+    steps: gain x ((3/4)^-alpha - 1) / (1 - 2^-alpha). NaN without a plausible fit."""
+    alpha = ctx.x(m, "fit_alpha")
+    final = ctx.x(m, "final_value")
+    if not (math.isfinite(gain_rel) and math.isfinite(alpha) and alpha > 0 and math.isfinite(final)):
+        return math.nan
+    return gain_rel * abs(final) * (0.75 ** -alpha - 1.0) / (1.0 - 2.0 ** -alpha)
+
+
 @rule(code="STILL_IMPROVING", summary="The loss was still improving significantly when the run ended: more steps would help.")
 def still_improving(ctx: RunContext, th: Thresholds) -> list[Finding]:
     """
@@ -20,6 +31,9 @@ def still_improving(ctx: RunContext, th: Thresholds) -> list[Finding]:
     the next doubling would buy.
     Advice: continue from the last checkpoint (with the LR schedule extended, not
     restarted) or plan a longer run: the expected gain is in the evidence.
+    A fit's promise counts only when the last quarter gained at least
+    min_fit_consistency of what that same power law implies for it (a converged curve
+    with a fit extrapolating far below it is not improving).
     Known false alarms: a cosine schedule's final decay steepens the tail without more
     to gain at a constant LR; a training loss that improves by memorising while the
     validation loss rises (then this rule stays quiet and OVERFITTING speaks).
@@ -40,6 +54,9 @@ def still_improving(ctx: RunContext, th: Thresholds) -> list[Finding]:
             continue
         if not (gain >= th.min_gain_rel if math.isfinite(gain) else tp["share"] >= th.min_tail_share):
             continue
+        implied = _implied_tail_change(ctx, m, gain)
+        if math.isfinite(implied) and implied > 0 and tp["change"] < th.min_fit_consistency * implied:
+            continue  # the fit promises far more than the tail shows: an extrapolation, not progress
         if ctx.x(m, "since_best_noise") > th.max_since_best_noise:
             continue
         start = f["extra"].get("tail_start_step", f.get("step_first"))

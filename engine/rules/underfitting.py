@@ -27,8 +27,10 @@ def underfitting(ctx: RunContext, th: Thresholds) -> list[Finding]:
     common vocabulary sizes); the improvement of accuracy curves of the same objective;
     the tail still improving or not (a slow but steady descent is not underfitting).
     Why: a classifier or LM whose loss stays near ln(k) predicts close to uniformly: it
-    has not found signal. Less than max_improvement_rel over a whole run, with a flat
-    tail, means more steps of the same will not fix it.
+    has not found signal. Less than max_improvement_rel over a whole run (or
+    max_improvement_rel_at_chance from a start at ln(k): the best of a noisy curve
+    hovering under chance dips below it), with a flat tail, means more steps of the
+    same will not fix it.
     Advice: raise the learning rate, check labels and inputs line up (shuffle bugs,
     wrong target column), check the model is big enough and the loss/activation pair
     is right; overfit a tiny batch first to prove the pipeline can learn.
@@ -39,12 +41,6 @@ def underfitting(ctx: RunContext, th: Thresholds) -> list[Finding]:
     out = []
     for m in curves(ctx, splits=("train", "none"), min_points=th.min_points):
         imp = ctx.x(m, "improvement_rel")
-        if not math.isfinite(imp) or imp >= th.max_improvement_rel:
-            continue
-        tp = tail_progress(ctx, m)
-        if tp["z"] >= th.max_tail_z and tp["share"] >= 0.2:
-            continue  # slowly but surely learning
-        f = ctx.feature(m)
         init = ctx.x(m, "initial_value")
         chance = None
         if ctx.role(m)["direction"] == "min":
@@ -52,6 +48,15 @@ def underfitting(ctx: RunContext, th: Thresholds) -> list[Finding]:
                 if abs(init - math.log(k)) <= th.chance_tol_rel * math.log(k):
                     chance = k
                     break
+        # a start at chance level ln(k) allows a little more: the best of a noisy curve
+        # that hovers just under chance dips below it by a few noise levels
+        limit = th.max_improvement_rel_at_chance if chance else th.max_improvement_rel
+        if not math.isfinite(imp) or imp >= limit:
+            continue
+        tp = tail_progress(ctx, m)
+        if tp["z"] >= th.max_tail_z and tp["share"] >= 0.2:
+            continue  # slowly but surely learning
+        f = ctx.feature(m)
         obj = ctx.role(m)["objective"]
         accs = [a for a in curves(ctx, kinds=("accuracy",), min_points=3) if ctx.role(a)["objective"] == obj]
         acc_imp = {a: _acc_gain_share(ctx, a) for a in accs}
