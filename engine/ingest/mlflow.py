@@ -42,8 +42,15 @@ FORMAT = "mlflow"
 SKIP_DIRS = {".trash", "models", ".git"}
 
 
+def _read_bytes(p: Path) -> bytes:
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise IngestError(f"cannot read the file: {e.strerror or e}", path=str(p)) from None
+
+
 def _read_text(p: Path) -> str:
-    return p.read_text(encoding="utf-8", errors="replace")
+    return _read_bytes(p).decode("utf-8", "replace")
 
 
 def _is_run_dir(d: Path) -> bool:
@@ -115,7 +122,7 @@ def _parse_metric_python(path: Path, text: str):
 def _parse_metric(path: Path):
     """(wall seconds, values, steps) of one metric file. polars for the common 3-field
     layout; the line-by-line parser for anything else and to name a bad line."""
-    raw = path.read_bytes()
+    raw = _read_bytes(path)
     if raw.strip() and raw.count(b"\n") > 1000:
         try:
             df = pl.read_csv(raw, separator=" ", has_header=False, infer_schema=False,
@@ -160,7 +167,8 @@ def read(path: Path, *, run: str | None = None, options: IngestOptions = IngestO
         run_id = str(meta.get("run_id") or meta.get("run_uuid") or rdir.name)
         name = tags.get("mlflow.runName") or meta.get("run_name") or meta.get("name") or run_id
         name = str(name).strip() or run_id
-        metric_files = sorted((p for p in (rdir / "metrics").rglob("*") if p.is_file()),
+        # a dangling link is a metric file that cannot be read: an error, not a silent gap
+        metric_files = sorted((p for p in (rdir / "metrics").rglob("*") if p.is_file() or p.is_symlink()),
                               key=lambda p: p.relative_to(rdir / "metrics").as_posix())
         files += metric_files
         attrs = {"params": params, "tags": tags, "meta": {

@@ -233,7 +233,11 @@ def _read_jsonl(path: Path):
     series = []
     for k, col in columns.items():
         kind = kinds[k]
-        if kind <= {"int"}:
+        if "int" in kind and kind <= {"int", "float"} and any(
+                isinstance(v, int) and not -(2**63) <= v < 2**63 for v in col):
+            # past int64: kept as text so a step column reports the cell and a value column parses it
+            series.append(pl.Series(k, [None if v is None else str(v) for v in col], dtype=pl.String))
+        elif kind <= {"int"}:
             series.append(pl.Series(k, col, dtype=pl.Int64 if kind else pl.Float64))
         elif kind <= {"int", "float"}:
             series.append(pl.Series(k, [None if v is None else float(v) for v in col], dtype=pl.Float64))
@@ -306,7 +310,12 @@ def _steps(path, s: pl.Series, where) -> np.ndarray:
         if s.null_count():
             i = int(np.flatnonzero(s.is_null().to_numpy())[0])
             raise _fail(path, where, [i], name, [""], "an integer step", s.null_count())
-        return s.cast(pl.Int64).to_numpy()
+        as_int = s.cast(pl.Int64, strict=False)  # a UInt64 past int64 becomes null
+        if as_int.null_count():
+            idx = np.flatnonzero(as_int.is_null().to_numpy())
+            raise _fail(path, where, idx, name, [str(s[int(idx[0])])],
+                        f"an integer step within int64 (at most {2**63 - 1:,})", len(idx))
+        return as_int.to_numpy()
     text = s.str.strip_chars() if s.dtype == pl.String else s.cast(pl.String)
     as_int = text.cast(pl.Int64, strict=False) if s.dtype == pl.String else pl.Series([None] * len(s), dtype=pl.Int64)
     out = as_int.fill_null(0).to_numpy().copy()

@@ -85,6 +85,7 @@ _DIGITS_DIR = re.compile(r"^[0-9][0-9._]*$")
 _OK, _FULL, _TORN, _BAD_LEN_CRC, _BAD_DATA_CRC, _BAD_PROTO, _TAGS_FULL = 0, 1, 2, 3, 4, 5, 6
 # value kinds
 _K_SIMPLE, _K_FLOAT_TENSOR, _K_INT_TENSOR = 1, 2, 3
+_K_OTHER_TENSOR = 4  # a tensor that is not one number (strings, images, shapes > 1): an error under "scalars"
 # TensorFlow dtypes
 _DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_INT64, _DT_BFLOAT16, _DT_HALF = 1, 2, 3, 9, 14, 19
 _ITEMSIZE = {1: 4, 2: 8, 3: 4, 9: 8, 14: 2, 19: 2}
@@ -519,7 +520,9 @@ def _scan_core(buf, verify_crc, tables, state, slots, tag_off, tag_len, plug_off
                         kind = k
                         value = v
                 if kind == 0:
-                    continue
+                    if tens_s < 0:
+                        continue
+                    kind = _K_OTHER_TENSOR
                 if nout >= cap:
                     # roll back this record; the caller grows the arrays
                     state[_S_STATUS] = _FULL
@@ -562,6 +565,25 @@ class FileScan:
     n_records: int
     n_bytes: int
     torn_at: int | None  # byte offset of a torn last record, None if the file ends cleanly
+
+    def check_steps_and_values(self) -> None:
+        """A scalars-plugin value that is not a number, or a negative step (an Event's step
+        is an int64 counting from 0: a step of 2**63 or more reads as negative), is an
+        error naming the record, the tag and the step."""
+        scalars_tag = np.array([p == "scalars" for p in self.plugins] or [False])
+        bad = np.flatnonzero((self.kind == _K_OTHER_TENSOR) & scalars_tag[self.tag])
+        if bad.shape[0]:
+            i = int(bad[0])
+            raise IngestError(f"record {int(self.record[i]) + 1:,}: tag {self.tags[self.tag[i]]!r} (scalars plugin) "
+                              "holds a tensor that is not a single number (a string, or more than one element); "
+                              "expected a number", path=str(self.path), step=int(self.step[i]))
+        neg = np.flatnonzero((self.step < 0) & (self.kind != _K_OTHER_TENSOR))
+        if neg.shape[0]:
+            i = int(neg[0])
+            st = int(self.step[i])
+            raise IngestError(f"record {int(self.record[i]) + 1:,}: tag {self.tags[self.tag[i]]!r} has step {st:,} "
+                              f"(as unsigned {st + 2**64:,}, past int64); an Event's step counts from 0",
+                              path=str(self.path))
 
     def keep_mask(self) -> np.ndarray:
         """Values that are scalar curve points (see the module docstring)."""
@@ -799,6 +821,7 @@ def read(path: Path, *, run: str | None = None, options: IngestOptions = IngestO
                                            f"{scan.n_records:,} complete records were read"))
                 attrs.setdefault("truncated_files", []).append(
                     {"file": rel, "byte": scan.torn_at, "dropped_bytes": lost, "records_read": scan.n_records})
+            scan.check_steps_and_values()
             keep = scan.keep_mask()
             ids = np.empty(len(scan.tags), dtype=np.int32)
             for t, tag in enumerate(scan.tags):

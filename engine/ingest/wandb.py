@@ -279,8 +279,10 @@ def _record(log: RunLog, offset: int, rec: bytes) -> None:
 # ---------------------------------------------------------------- values -> points
 
 
-def _numeric_leaves(name: str, value, out: list) -> None:
-    """Append (metric, float) for numeric leaves of a history value."""
+def _numeric_leaves(name: str, value, out: list, text_at: dict | None = None, row: int = 0) -> None:
+    """Append (metric, float) for numeric leaves of a history value; note in ``text_at``
+    the first text leaf of each name (text under a name that is a number elsewhere is
+    an error, see _rows_to_columns)."""
     if isinstance(value, bool) or value is None:
         return
     if isinstance(value, (int, float)):
@@ -289,10 +291,12 @@ def _numeric_leaves(name: str, value, out: list) -> None:
         try:
             out.append((name, parse_float(value)))
         except ValueError:
+            if text_at is not None and name not in text_at:
+                text_at[name] = (row, value)
             return  # text, not a number
     elif isinstance(value, dict) and "_type" not in value:
         for k, v in value.items():
-            _numeric_leaves(f"{name}.{k}", v, out)
+            _numeric_leaves(f"{name}.{k}", v, out, text_at, row)
 
 
 def _choose_step_key(rows) -> str:
@@ -307,14 +311,17 @@ def _choose_step_key(rows) -> str:
 def _rows_to_columns(rows, step_key: str, where):
     """rows: list of dicts. Returns metric, step, value, wall lists. ``where(i)`` names row i."""
     metrics, steps, values, walls = [], [], [], []
+    text_at: dict[str, tuple[int, str]] = {}  # first text value of each key: (row, value)
+    numeric_keys: set[str] = set()
     for i, row in enumerate(rows):
         points = []
         for k, v in row.items():
             if k.startswith("_") or k == step_key:
                 continue
-            _numeric_leaves(k, v, points)
+            _numeric_leaves(k, v, points, text_at, i)
         if not points:
             continue
+        numeric_keys.update(m for m, _ in points)
         s = row.get(step_key)
         if s is None:
             s = i if step_key == "_step" else None
@@ -330,6 +337,11 @@ def _rows_to_columns(rows, step_key: str, where):
             steps.append(int(s))
             values.append(v)
             walls.append(wall)
+    mixed = [(i, k, v) for k, (i, v) in text_at.items() if k in numeric_keys]
+    if mixed:
+        i, k, v = min(mixed)
+        raise IngestError(f"{where(i)}: {k!r} holds {v!r}, a number in other rows; expected a number "
+                          "(a key that is always text is skipped as a label)")
     return metrics, steps, values, walls
 
 
@@ -616,6 +628,31 @@ def _cell(path, lineno, col, text):
                           path=str(path), line=lineno) from None
 
 
+_INT = re.compile(r"[-+]?\d+")
+
+
+def _step_cell(path, lineno, col, text):
+    """An integer step from a CSV cell (``12``, ``12.0``, ``1.2e3``), exact beyond 2**53;
+    None for an empty cell; IngestError for anything else or a step past int64."""
+    t = text.strip()
+    if t == "":
+        return None
+    if _INT.fullmatch(t):
+        step = int(t)
+    else:
+        try:
+            f = parse_float(t)
+        except ValueError:
+            f = math.nan
+        if not math.isfinite(f) or not f.is_integer():
+            raise IngestError(f"column {col!r} holds {text!r}; expected an integer step", path=str(path), line=lineno)
+        step = int(f)
+    if not -(2**63) <= step < 2**63:
+        raise IngestError(f"column {col!r} holds {text.strip()!r}: step {step} is beyond int64", path=str(path),
+                          line=lineno, step=None)
+    return step
+
+
 def _csv_history(path, header, reader, run_name) -> Parsed:
     step_i = header.index("_step")
     ts_i = header.index("_timestamp") if "_timestamp" in header else None
@@ -647,17 +684,19 @@ def _csv_history(path, header, reader, run_name) -> Parsed:
     for lineno, r in data_rows:
         if len(r) != len(header):
             raise IngestError(f"{len(r)} fields where the header has {len(header)}", path=str(path), line=lineno)
-        step = _cell(path, lineno, header[step_i], r[step_i])
         wall = _cell(path, lineno, "_timestamp", r[ts_i]) if ts_i is not None else None
+        step = ...
         for i, h in numeric:
             val = _cell(path, lineno, h, r[i])
             if val is None:
                 continue
-            if step is None or not math.isfinite(step) or not float(step).is_integer():
+            if step is ...:
+                step = _step_cell(path, lineno, header[step_i], r[step_i])
+            if step is None:
                 raise IngestError(f"column {header[step_i]!r} holds {r[step_i]!r}; expected an integer step",
                                   path=str(path), line=lineno)
             m.append(h)
-            s.append(int(step))
+            s.append(step)
             v.append(val)
             w.append(math.nan if wall is None else wall)
     table = make_table(run_name, m, s, v, np.asarray(w, dtype=np.float64) if w else None)
@@ -678,17 +717,19 @@ def _csv_panel(path, header, reader, run) -> Parsed:
     for lineno, row in enumerate(reader, 2):
         if len(row) != len(header):
             raise IngestError(f"{len(row)} fields where the header has {len(header)}", path=str(path), line=lineno)
-        step = _cell(path, lineno, "Step", row[0])
+        step = ...
         for i, r, metric in cols:
             val = _cell(path, lineno, header[i], row[i])
             if val is None:
                 continue
-            if step is None or not math.isfinite(step) or not float(step).is_integer():
+            if step is ...:
+                step = _step_cell(path, lineno, "Step", row[0])
+            if step is None:
                 raise IngestError(f"column 'Step' holds {row[0]!r}; expected an integer step",
                                   path=str(path), line=lineno)
             runs.append(r)
             m.append(metric)
-            s.append(int(step))
+            s.append(step)
             v.append(val)
     table = make_table(runs, m, s, v)
     return Parsed(format=FORMAT, source=str(path), table=table,

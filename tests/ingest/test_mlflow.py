@@ -146,3 +146,18 @@ def test_not_mlflow(tmp_path):
     assert not mlflow.sniff(tmp_path) and not mlflow.sniff(tmp_path / "x.csv")
     with pytest.raises(IngestError, match="no MLflow run here"):
         mlflow.read(tmp_path)
+
+
+def test_run_name_prefers_tag_then_meta_run_name_then_id(tmp_path):
+    # no mlflow.runName tag: meta.yaml's run_name names the run (quoted, with spaces)
+    make_run(tmp_path, "0", "aaaa1111bbbb", {"loss": "1000 1.0 0\n"}, name="'warm up'")
+    # the tag wins over meta.yaml
+    make_run(tmp_path, "0", "bbbb2222cccc", {"loss": "1000 1.0 0\n"}, name="meta-name", run_name_tag="tagged")
+    # two runs named alike by meta.yaml only: each takes its id prefix
+    make_run(tmp_path, "1", "cccc3333dddd", {"loss": "1000 1.0 0\n"}, name="same")
+    make_run(tmp_path, "1", "dddd4444eeee", {"loss": "1000 1.0 0\n"}, name="same")
+    # neither: the run id
+    make_run(tmp_path, "1", "eeee5555ffff", {"loss": "1000 1.0 0\n"})
+    p = mlflow.read(tmp_path)
+    assert p.runs == sorted(["warm up", "tagged", "same-cccc3333", "same-dddd4444", "eeee5555ffff"])
+    assert p.attributes["warm up"]["meta"]["run_id"] == "aaaa1111bbbb"
