@@ -653,9 +653,10 @@ def _find_spikes_core(steps, xf, idx, dense, medf, scalef, threshold_z, directio
 # scale_k (the causal window's median and floored scale). Both have cheap lower bounds
 # that hold for every full window ending in a block of `window` finite points: the window
 # lies inside that block and the one before it (T, 2w values), so
-#   direction * med_k >= the ((w-1)//2)-th smallest of direction * T (dropping values from
-#     a set only raises its order statistics; an even window's mean of the two middle
-#     values is above the lower one), and
+#   direction * med_k >= min(Q_{j-1}, Q_j), Q_j the (r//2)-th smallest of direction * x
+#     over block j, r = (w-1)//2: at most r//2 values of each block lie below its Q, so at
+#     most r values of the window lie below the min, and the window's r-th smallest (its
+#     median, or the lower of its two middle values, below their mean) cannot; and
 #   MAD_k >= half the shortest interval holding (w+1)//2 values of T (that many values of
 #     the window lie within MAD_k of its median, and T holds them all).
 # Points that fail the bound cannot open an event and are skipped; the rest get the exact
@@ -712,25 +713,35 @@ def _screen_bounds_core(x, direction, w, want_mad, lb_med, lb_mad):
     scratch = np.empty(2 * w, dtype=np.float64)
     r = (w - 1) // 2
     q = (w + 1) // 2
+    if not want_mad:
+        # one selection per block, each value selected once
+        nb = lb_med.shape[0]
+        prev_q = np.inf
+        for j in range(nb):
+            a = j * w
+            c = min(m, a + w) - a
+            for t in range(c):
+                scratch[t] = direction * y[a + t]
+            qj = _select_kth(scratch, c, min(r // 2, c - 1))
+            lb_med[j] = qj if qj < prev_q else prev_q
+            prev_q = qj
+        return
     for j in range(1, lb_med.shape[0]):
         a = (j - 1) * w
         b = min(m, (j + 1) * w)
         c = b - a
         for t in range(c):
             scratch[t] = direction * y[a + t]
-        if want_mad:
-            srt = np.sort(scratch[:c])
-            lb_med[j] = srt[r]
-            short = np.inf
-            for i in range(c - q + 1):
-                d = srt[i + q - 1] - srt[i]
-                if d < short:
-                    short = d
-            # rounding of the window's own |x - med| is covered by the 1e-12; an overflowed
-            # span says nothing
-            lb_mad[j] = 0.5 * short * (1.0 - 1e-12) if short < np.inf else 0.0
-        else:
-            lb_med[j] = _select_kth(scratch, c, r)
+        srt = np.sort(scratch[:c])
+        lb_med[j] = srt[r]  # the window's r-th smallest is at least T's
+        short = np.inf
+        for i in range(c - q + 1):
+            d = srt[i + q - 1] - srt[i]
+            if d < short:
+                short = d
+        # rounding of the window's own |x - med| is covered by the 1e-12; an overflowed
+        # span says nothing
+        lb_mad[j] = 0.5 * short * (1.0 - 1e-12) if short < np.inf else 0.0
 
 
 @njit(cache=True, nogil=True)

@@ -481,3 +481,25 @@ def test_median_exact_short_inputs(x, center, differences):
     got = median_exact(x, center=center, differences=differences)
     want = _median_terms(x, center, differences)
     assert got == want or (math.isnan(got) and math.isnan(want))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_screen_bounds_hold_for_every_window(seed):
+    """The screen's premise, checked directly: for every full causal window ending in
+    block j, direction * median >= lb_med[j] and MAD >= lb_mad[j]."""
+    rng = np.random.default_rng(seed)
+    w = int(rng.choice([4, 5, 11, 41]))
+    n = int(rng.integers(3 * w, 30 * w))
+    x = rng.standard_normal(n) if seed % 2 else np.round(np.cumsum(rng.standard_normal(n)))
+    nb = (n + w - 1) // w
+    for direction in (1.0, -1.0):
+        for want_mad in (False, True):
+            lb_med, lb_mad = np.full(nb, np.nan), np.zeros(nb)
+            _spikes_mod._screen_bounds_core(x, direction, w, want_mad, lb_med, lb_mad)
+            for k in range(w, n):
+                win = direction * x[k - w + 1:k + 1]
+                med = np.median(win)
+                mad = np.median(np.abs(win - med))
+                j = k // w
+                assert med >= lb_med[j], f"seed={seed} w={w} k={k} direction={direction} mad={want_mad}"
+                assert mad >= lb_mad[j], f"seed={seed} w={w} k={k} direction={direction}"
