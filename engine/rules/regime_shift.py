@@ -47,6 +47,8 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
     Advice: unexplained: compare the data order and loader state around the step, check
     for a resume or a config change there, and record deliberate changes as events;
     explained: nothing to fix.
+    A jump within explain_rel of a logged event needs only min_shift_noise_at_event
+    noise levels and min_shift_spread_at_event spreads (the event says where to look).
     Known false alarms: strongly autocorrelated noise (AR 0.95) wanders by several
     spreads now and then (min_shift_spread guards it); steps of a schedule that is not logged (an LR drop without an lr
     curve or event); eval-only curves too short to see a shift (both sides need the
@@ -65,10 +67,15 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
             guard = th.spike_guard_rel * span(ctx, m)
             if any(abs(sp["step"] - s["step"]) <= guard for sp in ctx.spikes_of(m)):
                 continue  # a spike's tail seen as a jump: LOSS_SPIKE reports it
-            if dz is None or d is None or abs(dz) < th.min_shift_noise:
+            # at a logged event (LR change, data refresh, resume, phase) a change is expected
+            # there: a smaller jump is believable than anywhere else in the run
+            at_event = ctx.nearest_event(s["step"], th.explain_rel * span(ctx, m), _EVENT_KINDS) is not None
+            need_noise = th.min_shift_noise_at_event if at_event else th.min_shift_noise
+            need_spread = th.min_shift_spread_at_event if at_event else th.min_shift_spread
+            if dz is None or d is None or abs(dz) < need_noise:
                 continue
             dsp = s.get("delta_spread")
-            if dsp is not None and abs(dsp) < th.min_shift_spread:
+            if dsp is not None and abs(dsp) < need_spread:
                 continue  # within the slow wander of autocorrelated noise
             rel = abs(d) / abs(level) if level else math.inf
             if rel < th.min_shift_rel:
