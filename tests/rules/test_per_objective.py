@@ -232,3 +232,34 @@ def test_findings_are_json_and_have_numbers():
         json.loads(row["evidence"])
         assert f.message.endswith(".") and any(ch.isdigit() for ch in f.message), f.message
         assert f.advice and 0.0 <= f.confidence <= 1.0
+
+
+# ---------------------------------------------------------------- cases fixed in the precision pass
+
+def test_quiet__still_improving_when_the_fit_promises_far_more_than_the_tail_shows():
+    # converged classifier (seed 1003): a power law extrapolates 22% more, the last quarter moved 0.7%
+    _assert_quiet("STILL_IMPROVING", "converged", 1003)
+    _assert_fires("CONVERGED", "converged", 1003)
+
+
+def test_quiet__converged_early_on_noisy_reward_model_whose_eval_loss_still_falls():
+    _assert_quiet("CONVERGED_EARLY", "healthy_reward_model", 1005)
+
+
+def test_quiet__converged_early_after_a_warm_restart_knocked_the_loss_off_its_floor():
+    _assert_quiet("CONVERGED_EARLY", "explained_shift", 1002)
+
+
+def test_fires__regime_shift_at_a_data_refresh_below_the_unexplained_bar():
+    got = _assert_fires("REGIME_SHIFT", "explained_shift", 1006)  # 5.9 noise levels at the event
+    assert all(f.severity == "info" and f.evidence["explained_by"] == "data_refresh" for f in got)
+
+
+def test_fires__plateau_broken_onset_over_a_split_off_slow_descent():
+    got = _assert_fires("PLATEAU_BROKEN", "plateau_broken", 1001)
+    assert got[0].evidence["plateau_start"] < got[0].evidence["plateau_segment_start"]
+
+
+def test_fires__underfitting_from_chance_with_a_noisy_best_below_15_percent():
+    got = _assert_fires("UNDERFITTING", "underfitting", 1006)
+    assert got[0].evidence["chance_k"] == 100
