@@ -91,3 +91,18 @@ def test_quiet__grad_norm_instability_on_settled_grad_norm(scenario, seed):
     if scenario == "nonfinite" and "GRAD_NORM_INSTABILITY" in run.tolerated:
         pytest.skip("this nonfinite variant tolerates GRAD_NORM_INSTABILITY")
     assert not _code(found, "GRAD_NORM_INSTABILITY"), [f.message for f in _code(found, "GRAD_NORM_INSTABILITY")]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])  # GRPO reward peaks and gives back most of its gain while KL grows
+def test_fires__reward_collapse_generated_grpo(seed):
+    run, found = diagnose_scenario("reward_collapse", seed)
+    labels, got, missed = _hit(run, found, "REWARD_COLLAPSE")
+    assert labels and not missed, (seed, labels, [(f.step_start, f.step_end, f.message) for f in got])
+    assert {"reward", "kl"} <= set(got[0].metrics) and got[0].severity == "warning"
+    assert not _code(found, "REWARD_HACKING")  # the optimised reward itself fell: not hacking
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_quiet__reward_collapse_on_healthy_grpo(seed):
+    run, found = diagnose_scenario("healthy_grpo", seed)
+    assert not [f for f in found if f.severity != "info"], [(f.code, f.message) for f in found]
