@@ -480,21 +480,35 @@ def _noise_change(x: np.ndarray, min_rel: float = 0.05, min_size: int = 5) -> tu
     if n < 2 * lo + 1:
         return 0, math.nan
     cs = np.cumsum(y, out=y)
-    k = np.arange(lo, n - lo + 1, dtype=np.float64)  # k and n - k are exact in float64
-    head = cs[lo - 1:n - lo]  # cs[k - 1]
-    m1 = head / k
-    m2 = cs[-1] - head
-    nk = n - k
-    m2 /= nk
-    score = np.multiply(m1, m1, out=m1)  # k * m1 ** 2 + (n - k) * m2 ** 2, maximal where
-    score *= k  # the two-mean fit leaves least SSE
-    np.multiply(m2, m2, out=m2)
-    m2 *= nk
-    score += m2
-    j = int(np.argmax(score))
-    m1j = cs[lo - 1 + j] / k[j]
-    m2j = (cs[-1] - cs[lo - 1 + j]) / nk[j]
-    return lo + j + 1, float(math.exp(m2j - m1j))
+    total = cs[-1]
+    # score(k) = k * m1 ** 2 + (n - k) * m2 ** 2, m1 = cs[k-1] / k, m2 = (total - cs[k-1]) / (n - k),
+    # maximal where the two-mean fit leaves least SSE; evaluated in cache-sized chunks
+    # (same arithmetic per element; argmax keeps np.argmax's first maximum / first NaN)
+    best_j, best = -1, -math.inf
+    chunk = 1 << 16
+    for a in range(lo, n - lo + 1, chunk):
+        k = np.arange(a, min(a + chunk, n - lo + 1), dtype=np.float64)  # exact in float64
+        head = cs[a - 1:a - 1 + k.size]  # cs[k - 1]
+        score = head / k
+        score *= score
+        score *= k
+        m2 = total - head
+        nk = n - k
+        m2 /= nk
+        m2 *= m2
+        m2 *= nk
+        score += m2
+        i = int(np.argmax(score))
+        v = float(score[i])
+        if math.isnan(v):
+            best_j = a - lo + i
+            break
+        if best_j < 0 or v > best:
+            best_j, best = a - lo + i, v
+    k_best = lo + best_j
+    m1j = cs[k_best - 1] / k_best
+    m2j = (total - cs[k_best - 1]) / (n - k_best)
+    return k_best + 1, float(math.exp(m2j - m1j))
 
 
 def _segments(s, x, ws, wx, smooth, resid, bounds, p: AnalysisParams, span, fallback_noise):

@@ -323,3 +323,31 @@ def test_long_curve_fast_paths_change_nothing(monkeypatch, direction):
     found = [sp["step"] for sp in fast[2]]
     for a in at:
         assert any(a + 1 <= f <= a + 21 for f in found), (a, found)
+
+
+def _noise_change_plain(x, min_rel=0.05, min_size=5):
+    """The noise-level changepoint written plainly (whole arrays, np.median)."""
+    d = np.abs(np.diff(x))
+    n = d.size
+    y = np.log(d + (0.01 * float(np.median(d)) + 1e-300))
+    lo = max(min_size, int(min_rel * n))
+    if n < 2 * lo + 1:
+        return 0, math.nan
+    cs = np.cumsum(y)
+    k = np.arange(lo, n - lo + 1)
+    m1 = cs[k - 1] / k
+    m2 = (cs[-1] - cs[k - 1]) / (n - k)
+    j = int(np.argmax(k * m1 ** 2 + (n - k) * m2 ** 2))
+    return int(k[j]) + 1, float(math.exp(m2[j] - m1[j]))
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("n", [12, 41, 1000, 140_001])
+def test_noise_change_chunked_equals_plain(seed, n):
+    rng = np.random.default_rng(seed)
+    x = np.cumsum(rng.standard_normal(n))
+    x[n // 3:] += 5.0 * rng.standard_normal(n - n // 3)  # the noise triples a third of the way in
+    if seed == 2:
+        x = np.round(x)
+    got, want = _analyse_mod._noise_change(x), _noise_change_plain(x)
+    assert got[0] == want[0] and (got[1] == want[1] or (math.isnan(got[1]) and math.isnan(want[1]))), (seed, n, got, want)
