@@ -10,7 +10,8 @@ from `git show` into private modules, every other kernel shared) on the same cur
 the same process, and checks that both give the same features, segments and spikes.
 
 Timing: one warm-up call (compilation and the statsmodels import, reported on its own
-line), then the median of 5 calls (1 call at 1e7 points, said in the notes). Wall time
+line), then the median of 5 calls (1 call at 1e7 points, said in the notes; that call is
+also the one timed by stage). Wall time
 on a shared machine swings with its load, so process CPU time is recorded beside it.
 Stages are timed by wrapping the analyse module's stage functions (outermost call only,
 so a helper shared by two stages is counted once); "other" is the rest of analyse_curve
@@ -83,6 +84,7 @@ STAGES = {  # stage -> functions looked up at call time by analyse_curve
 class StageTimer:
     def __init__(self):
         self.wall = {k: 0.0 for k in STAGES}
+        self.cpu = {k: 0.0 for k in STAGES}
         self.depth = 0
         self._saved = []
 
@@ -106,28 +108,33 @@ class StageTimer:
             if self.depth:
                 return fn(*args, **kwargs)
             self.depth += 1
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 return fn(*args, **kwargs)
             finally:
                 self.wall[stage] += time.perf_counter() - t0
+                self.cpu[stage] += time.process_time() - c0
                 self.depth -= 1
         return timed
 
 
-def stage_breakdown(steps, values) -> dict:
+def stage_breakdown(steps, values) -> tuple[dict, dict]:
+    """(wall seconds per stage, CPU seconds per stage) of one analyse_curve call."""
     timer = StageTimer()
     timer.install()
     try:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         A.analyse_curve(steps, values, direction="min", kind="loss")
-        total = time.perf_counter() - t0
+        total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         timer.uninstall()
-    out = {k: round(v, 4) for k, v in timer.wall.items()}
-    out["other"] = round(total - sum(timer.wall.values()), 4)
-    out["total"] = round(total, 4)
-    return out
+    out = []
+    for per, tot in ((timer.wall, total), (timer.cpu, total_cpu)):
+        d = {k: round(v, 4) for k, v in per.items()}
+        d["other"] = round(tot - sum(per.values()), 4)
+        d["total"] = round(tot, 4)
+        out.append(d)
+    return out[0], out[1]
 
 
 # ----------------------------------------------------------------------------- baseline
@@ -186,7 +193,7 @@ def main():
     base = load_baseline(rev) if rev else None
 
     rows = []
-    s0, y0 = pretrain_curve(10_000, seed=1)
+    s0, y0 = pretrain_curve(200_000, seed=1)  # long enough to compile the one-pass medians too
     t0 = time.perf_counter()
     A.analyse_curve(s0, y0, direction="min", kind="loss")
     warm = time.perf_counter() - t0
@@ -198,10 +205,15 @@ def main():
     for n in sizes:
         steps, values = pretrain_curve(n)
         reps = 5 if n < 10**7 else 1
-        ours_wall, ours_cpu = timed_calls(A.analyse_curve, steps, values, reps)
-        stages = stage_breakdown(steps, values)
+        if reps > 1:
+            ours_wall, ours_cpu = timed_calls(A.analyse_curve, steps, values, reps)
+            stages, stages_cpu = stage_breakdown(steps, values)
+        else:  # one call at 1e7: the staged call is the timed one
+            stages, stages_cpu = stage_breakdown(steps, values)
+            ours_wall, ours_cpu = stages["total"], stages_cpu["total"]
         row = {"kernel": "analyse_curve", "anchor": f"analyse@{rev}" if base else "-", "n": n,
                "ours_s": ours_wall, "ours_cpu_s": ours_cpu, "reps": reps, "stages_s": stages,
+               "stages_cpu_s": stages_cpu,
                "notes": f"median of {reps} call(s)" + ("; 1 call at 1e7 (minutes of machine time)" if reps == 1 else "")}
         if base is not None and n <= 10**6:
             b_wall, b_cpu = timed_calls(base.analyse_curve, steps, values, reps)
@@ -221,7 +233,8 @@ def main():
         if memory:
             msg += f" | peak {row['peak_mb']} MiB (curve alone {row['peak_mb_curve_only']})"
         print(msg, flush=True)
-        print("   stages (s): " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()), flush=True)
+        print("   stages wall (s): " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()), flush=True)
+        print("   stages cpu  (s): " + ", ".join(f"{k} {v:.3f}" for k, v in stages_cpu.items()), flush=True)
     path = save("analyse", rows)
     print(f"saved {path}")
 
