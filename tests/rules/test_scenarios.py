@@ -15,14 +15,13 @@ from benchmarks.eval_rules import PER_OBJECTIVE, evaluate
 # measured on held-out seed 3 x 8 variants (232 runs) after the precision pass tuned on
 # seed 1 x 12 (run_rules precedence, plateau onset, shift reset, sibling check, fit
 # consistency, event-relaxed shifts); the CI sample (5 variants) is small, so a single
-# miss moves a code by 0.2. Codes reaching the bar there (PLATEAU, UNDERFITTING, ...) have no entry.
+# miss moves a code by 0.2. Codes reaching the bar there (PLATEAU, UNDERFITTING, REGIME_SHIFT 1.00/1.00, ...) have no entry.
 BELOW_BAR = {
     "PLATEAU_BROKEN": "seed 3 x 8: P 1.00 R 0.88: plateau_broken-v01 stall at 3950-8440 not segmented as one plateau",
     "CONVERGED": "seed 3 x 8: P 0.88 R 0.88: converged-v04 (40-point classifier) floor reached 6 steps early",
     "CONVERGED_EARLY": "seed 3 x 8: P 0.89 R 1.00: healthy_reward_model-v01 eval_loss within noise of its best at 34%",
     "STILL_IMPROVING": "seed 3 x 8: P 1.00 R 0.75: still_improving-v04/v06 tails under 3 standard errors",
     "DIVERGENCE": "seed 3 x 8: P 0.88 R 0.88: divergence-v04 onset 1,180 steps early (tolerance 1,000)",
-    "REGIME_SHIFT": "seed 3 x 8: P 0.96 R 0.92 before the event-relaxed bar (which finds explained_shift-v00/v02)",
 }
 
 
