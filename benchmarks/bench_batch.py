@@ -85,7 +85,7 @@ def main() -> None:
             print(rows[-1], flush=True)
         same = results["local"].equals(results["serial"]) and results["dask"].equals(results["serial"])
         res = run_batch(store)
-        assert res.analysed == [] and len(res.skipped) == n_runs
+        assert res.analysed == [] and len(res.skipped) == n_runs, (res.summary(), len(store.run_names()))
         rerun = timeit(lambda: run_batch(store), repeat=5)
         rows.append(dict(case="re-run, unchanged store", runs=n_runs, points=n_points, workers=0,
                          seconds=round(rerun, 3), runs_per_s=round(n_runs / rerun, 1), analysed=0))
