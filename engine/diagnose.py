@@ -75,16 +75,19 @@ def analyse_frames(curves: pl.DataFrame, metrics: pl.DataFrame | None = None,
     (roles; missing metrics get the inferred ones) and events. Returns features,
     segments, spikes, metrics and events frames."""
     from engine.analyse import analyse_run
-    from engine.infer import infer
+    from engine.infer import infer_run
 
     if "run" not in curves.columns:
         curves = curves.with_columns(pl.lit("run").alias("run"))
     pairs = curves.select("run", "metric").unique().sort("run", "metric")
     known = set() if metrics is None else set(metrics.select("run", "metric").iter_rows())
     extra = []
-    for run, metric in pairs.iter_rows():
-        if (run, metric) not in known:
-            extra.append(dict(run=run, metric=metric, **infer(metric).as_dict()))
+    for (run,), group in pairs.group_by("run", maintain_order=True):
+        missing = [m for m in group["metric"] if (run, m) not in known]
+        if missing:
+            # infer_run: per name, then plain `loss` next to `eval_loss` becomes the train split.
+            for metric, role in infer_run(missing).items():
+                extra.append(dict(run=run, metric=metric, **role.as_dict()))
     roles = metrics.select([f.name for f in METRICS]) if metrics is not None else pl.from_arrow(METRICS.empty_table())
     if extra:
         roles = pl.concat([roles, pl.from_arrow(pa.Table.from_pylist(extra, schema=METRICS))], how="vertical_relaxed")

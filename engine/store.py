@@ -494,7 +494,10 @@ class Store:
                 .then((pl.col("wall_time") * 1e6).round().cast(pl.Int64))
                 .otherwise(None).cast(pl.Datetime("us", "UTC")).alias("wall_time"))
             names = cur["metric"].unique(maintain_order=True).to_list()
-            roles = [(m, (mapping.role(m) if mapping else _infer_cached(m))) for m in names]
+            # Per name, then across the run: plain `loss` next to `eval_loss` is the train split.
+            from engine.infer import train_by_partner
+            roles = list(train_by_partner(
+                {m: (mapping.role(m) if mapping else _infer_cached(m)) for m in names}).items())
             lr = [m for m, ro in roles if ro.kind == "lr"]
             lrs = _events.lr_events(cur.filter(pl.col("metric").is_in(lr)), {r: lr}) if lr else []
             evs = sorted(set(d["log_events"]) | {(a, b, "resume", c) for a, b, c in resumes}
