@@ -15,12 +15,18 @@ Anchors (what a user would write without losscope):
 - text: re.finditer of one key:value regex over the whole text (no step bookkeeping,
   no NaN spelling or unit handling), collected into lists
 
-Usage: python benchmarks/bench_ingest_formats.py [--sizes 1e5,1e6] [--reps 5]
+Usage: python benchmarks/bench_ingest_formats.py [--sizes 1e5,1e6] [--reps 5] [--only text,hf]
+
+--only: run only these cases (and the real files of their formats) and replace their rows
+in the existing results file, keeping the others. Each row records the 1-minute load
+average when it was measured (the machine is shared: a busy machine slows both sides of
+a ratio, but not always equally).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import tempfile
@@ -202,13 +208,30 @@ REAL_FILES = {
 READERS = {"hf": hf.read, "table": table.read, "lightning": lightning.read, "mlflow": mlflow.read, "text": text.read}
 
 
+def only_from_argv() -> set[str] | None:
+    args = sys.argv[1:]
+    return set(args[args.index("--only") + 1].split(",")) if "--only" in args else None
+
+
+def merge_rows(new_rows: list[dict]) -> list[dict]:
+    """The saved rows with those of the same kernel replaced by ``new_rows`` (new kernels appended)."""
+    path = Path(__file__).resolve().parent / "results" / "ingest_formats.json"
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    by_kernel = {r["kernel"]: r for r in new_rows}
+    out = [by_kernel.pop(r["kernel"], r) for r in old]
+    return out + list(by_kernel.values())
+
+
 def main():
     sizes = sizes_from_argv(default=(10**6,))
     reps = reps_from_argv()
+    only = only_from_argv()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             for name, gen, ours, anchor, anchor_name in CASES:
+                if only is not None and name not in only:
+                    continue
                 d = Path(tmp) / f"{name}-{n}"
                 d.mkdir()
                 p = gen(d, n)
@@ -221,13 +244,16 @@ def main():
                 size_mb = sum(f.stat().st_size for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()) / 2**20
                 row = {"kernel": f"ingest_{name}", "anchor": anchor_name, "n": points, "file_mb": round(size_mb, 1),
                        "ours_s": ours_s, "anchor_s": anchor_s, "ratio": anchor_s / ours_s,
-                       "points_per_s": points / ours_s, "first_call_s": first, "reps": reps}
+                       "points_per_s": points / ours_s, "first_call_s": first, "reps": reps,
+                       "load_1min": round(os.getloadavg()[0], 1)}
                 rows.append(row)
                 print(f"{name:14s} n={points:>9,} {size_mb:6.1f} MB  ours {ours_s:7.3f} s "
                       f"({points / ours_s / 1e6:6.2f} M pts/s)  anchor {anchor_s:7.3f} s  ratio {anchor_s / ours_s:5.2f}"
                       f"  [first call {first:.3f} s]", flush=True)
     if REAL.is_dir():
         for fmt, paths in REAL_FILES.items():
+            if only is not None and fmt not in only:
+                continue
             paths = [p for p in paths if p.exists()]
             if not paths:
                 continue
@@ -235,11 +261,12 @@ def main():
             points = sum(read(p).table.num_rows for p in paths)
             s = timeit(lambda: [read(p) for p in paths], repeat=reps)
             rows.append({"kernel": f"ingest_{fmt}_real", "anchor": None, "n": points, "files": len(paths),
-                         "ours_s": s, "anchor_s": None, "ratio": None, "points_per_s": points / s, "reps": reps})
+                         "ours_s": s, "anchor_s": None, "ratio": None, "points_per_s": points / s, "reps": reps,
+                         "load_1min": round(os.getloadavg()[0], 1)})
             print(f"real {fmt:9s} {len(paths):3d} files {points:>9,} points  {s:7.3f} s  "
                   f"({points / s / 1e6:6.2f} M pts/s)", flush=True)
     versions = {"polars": pl.__version__, "pandas": pd.__version__}
-    print("saved", save("ingest_formats", rows, versions))
+    print("saved", save("ingest_formats", merge_rows(rows) if only is not None else rows, versions))
 
 
 if __name__ == "__main__":

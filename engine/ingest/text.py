@@ -71,6 +71,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -357,7 +358,10 @@ def _tokens_of(idx: np.ndarray, rests: list[str], arrow_fn, py_fn) -> list[tuple
     ``rests``: in Arrow where its regexes (RE2: ASCII \\w and \\s) agree with Python's
     (ASCII text without \\x1f, which Python's \\s takes as a space), in Python otherwise."""
     arr = pa.array(rests, pa.string())
-    ok = pc.and_(pc.string_is_ascii(arr), pc.invert(pc.match_substring(arr, "\x1f"))).to_numpy(zero_copy_only=False)
+    ok = pc.string_is_ascii(arr)
+    if any("\x1f" in r for r in rests):
+        ok = pc.and_(ok, pc.invert(pc.match_substring(arr, "\x1f")))
+    ok = ok.to_numpy(zero_copy_only=False)
     parts = []
     if ok.any():
         parts.append(arrow_fn(idx[ok], arr.filter(pa.array(ok)) if not ok.all() else arr))
@@ -370,6 +374,13 @@ def _tokens_of(idx: np.ndarray, rests: list[str], arrow_fn, py_fn) -> list[tuple
                 ts.append(t)
         parts.append((np.array(recs, dtype=np.int64), pa.array(ks, pa.string()), pa.array(ts, pa.string())))
     return parts
+
+
+def _column(found: list[tuple], j: int, idx: np.ndarray, n: int) -> list[str]:
+    """Group j of the matches idx (all n of them: one C-level pass)."""
+    if len(idx) == n:
+        return list(map(itemgetter(j), found))
+    return [found[i][j] for i in idx.tolist()]
 
 
 def _merge(parts: list[tuple]):
@@ -467,9 +478,9 @@ class _Lines:
         text = self.text
         found = _FAST.findall(text)
         n = len(found)
-        colon_step = [f[1] for f in found]
+        colon_step = list(map(itemgetter(1), found))
         is_colon = np.fromiter(map(bool, colon_step), dtype=bool, count=n)
-        col_step = [f[3] for f in found]
+        col_step = list(map(itemgetter(3), found))
         is_columns = np.fromiter(map(bool, col_step), dtype=bool, count=n)
         prof = np.full(n, _P_NONE, dtype=np.int64)
         steps = np.zeros(n, dtype=np.int64)
@@ -493,23 +504,23 @@ class _Lines:
 
         if is_colon.any():
             idx = np.flatnonzero(is_colon)
-            prefix = [found[i][0] for i in idx.tolist()] if not is_colon.all() else [f[0] for f in found]
+            prefix = _column(found, 0, idx, n)
             llmc = pc.equal(pa.array(prefix, pa.string()), "s").to_numpy(zero_copy_only=False)
             prof[idx] = np.where(llmc, _P_LLMC, _P_COLON)
-            int_steps(idx, [colon_step[i] for i in idx.tolist()])
-            parts.extend(_tokens_of(idx, [found[i][2] for i in idx.tolist()], _colon_tokens_arrow,
+            int_steps(idx, colon_step if len(idx) == n else [colon_step[i] for i in idx.tolist()])
+            parts.extend(_tokens_of(idx, _column(found, 2, idx, n), _colon_tokens_arrow,
                                     _colon_tokens_py))
         if is_columns.any():
             idx = np.flatnonzero(is_columns)
             prof[idx] = _P_COLUMNS
-            int_steps(idx, [col_step[i] for i in idx.tolist()])
-            parts.append((idx, pa.array([found[i][4] for i in idx.tolist()], pa.string()),
-                          pa.array([found[i][5] for i in idx.tolist()], pa.string())))
-        pipe_step = [f[6] for f in found]
+            int_steps(idx, col_step if len(idx) == n else [col_step[i] for i in idx.tolist()])
+            parts.append((idx, pa.array(_column(found, 4, idx, n), pa.string()),
+                          pa.array(_column(found, 5, idx, n), pa.string())))
+        pipe_step = list(map(itemgetter(6), found))
         is_pipe = np.fromiter(map(bool, pipe_step), dtype=bool, count=n)
         if is_pipe.any():
             idx = np.flatnonzero(is_pipe)
-            recs, ks, ts = _merge(_tokens_of(idx, [found[i][7] for i in idx.tolist()], _pipe_tokens_arrow,
+            recs, ks, ts = _merge(_tokens_of(idx, _column(found, 7, idx, n), _pipe_tokens_arrow,
                                              _pipe_tokens_py))
             with_pairs = np.unique(recs)  # a pipe line without a field is no metric line (its step unread)
             prof[with_pairs] = _P_PIPE
