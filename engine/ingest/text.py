@@ -422,9 +422,9 @@ class _Lines:
             self._pos = np.fromiter((m.start() for m in _FAST.finditer(self.text)), dtype=np.int64)
         return self._pos
 
-    def bad_step(self, step_text, profile: str, pos: int, reason: str | None = None) -> IngestError:
-        return IngestError(reason or f"step {step_text} is beyond int64 (at most {MAX_STEP:,}).",
-                           path=str(self.path), line=self.line_of(pos), step=None)
+    def bad_step(self, step_text, pos: int) -> IngestError:
+        return IngestError(f"step {step_text} is beyond int64 (at most {MAX_STEP:,}).",
+                           path=str(self.path), line=self.line_of(pos))
 
     def step_of(self, step_text, pos: int, profile: str) -> int:
         try:
@@ -433,7 +433,7 @@ class _Lines:
             raise IngestError(f"the {profile} line pattern captured step {step_text!r}; expected an integer step.",
                               path=str(self.path), line=self.line_of(pos)) from None
         if step > MAX_STEP:
-            raise self.bad_step(step_text, profile, pos)
+            raise self.bad_step(step_text, pos)
         return step
 
     def parse_other(self, profile: str, step_text, pairs):
@@ -552,7 +552,7 @@ class _Lines:
                     ts.append(t)
             parts.append((np.array(recs, dtype=np.int64), pa.array(ks, pa.string()), pa.array(ts, pa.string())))
         if first_bad is not None:
-            raise self.bad_step(first_bad[1], "", int(self.positions()[first_bad[0]]))
+            raise self.bad_step(first_bad[1], int(self.positions()[first_bad[0]]))
         self._finish(prof, steps, parts)
 
     def _finish(self, prof, steps, parts):
@@ -577,7 +577,7 @@ class _Lines:
                     self.step_of(r[1], pos, r[0])
                 code, step, pairs = self.parse_other(*r)
                 if step > MAX_STEP:
-                    raise self.bad_step(repr(float(step)), "dict", pos)
+                    raise self.bad_step(repr(float(step)), pos)
                 i = len(prof)
                 positions.append(pos)
                 prof.append(code)
