@@ -45,6 +45,11 @@ inside a record: a writer still running or killed between flushes; TensorBoard i
 reads such files) is *not* an error by default: every complete record before it is
 read and the tear is reported as an ``Event(kind="note")`` and in the run's attributes
 (``truncated_files``). Set ``strict_tail=True`` on the options to refuse such files.
+A value under the ``scalars`` plugin whose tensor is not one number (a string, several
+elements) is an error naming the record, tag and step. An Event's step is a signed
+int64: a writer that stored an unsigned step of 2**63 or more leaves a large negative
+number, so steps below -2**62 are refused as steps past int64; other negative steps
+are kept, as TensorBoard shows them (some code logs a step -1 before training).
 """
 
 from __future__ import annotations
@@ -567,9 +572,9 @@ class FileScan:
     torn_at: int | None  # byte offset of a torn last record, None if the file ends cleanly
 
     def check_steps_and_values(self) -> None:
-        """A scalars-plugin value that is not a number, or a negative step (an Event's step
-        is an int64 counting from 0: a step of 2**63 or more reads as negative), is an
-        error naming the record, the tag and the step."""
+        """A scalars-plugin value that is not a number, or a step below -2**62 (an unsigned
+        step of 2**63 or more stored in the int64 field), is an error naming the record,
+        the tag and the step."""
         scalars_tag = np.array([p == "scalars" for p in self.plugins] or [False])
         bad = np.flatnonzero((self.kind == _K_OTHER_TENSOR) & scalars_tag[self.tag])
         if bad.shape[0]:
@@ -577,12 +582,12 @@ class FileScan:
             raise IngestError(f"record {int(self.record[i]) + 1:,}: tag {self.tags[self.tag[i]]!r} (scalars plugin) "
                               "holds a tensor that is not a single number (a string, or more than one element); "
                               "expected a number", path=str(self.path), step=int(self.step[i]))
-        neg = np.flatnonzero((self.step < 0) & (self.kind != _K_OTHER_TENSOR))
+        neg = np.flatnonzero((self.step < -(2**62)) & (self.kind != _K_OTHER_TENSOR))
         if neg.shape[0]:
             i = int(neg[0])
             st = int(self.step[i])
             raise IngestError(f"record {int(self.record[i]) + 1:,}: tag {self.tags[self.tag[i]]!r} has step {st:,} "
-                              f"(as unsigned {st + 2**64:,}, past int64); an Event's step counts from 0",
+                              f"(as unsigned {st + 2**64:,}: a step past int64 wrapped around)",
                               path=str(self.path))
 
     def keep_mask(self) -> np.ndarray:

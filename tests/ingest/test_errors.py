@@ -269,3 +269,10 @@ def test_mlflow_unreadable_metric_file(tmp_path):
     with pytest.raises(IngestError) as e:
         mlflow.read(root)
     assert "metrics/acc" in str(e.value)
+
+
+def test_tensorboard_small_negative_steps_are_kept(tmp_path):
+    # a signed int64 field: -1 is a step TensorBoard shows; only the wrap-around range is refused
+    p = _tb_file(tmp_path / "tb", [_tb_event(_varint(2**64 - 1), "loss", 0.5), _tb_event(_varint(0), "loss", 0.25)])
+    parsed = tensorboard.read(p)
+    assert parsed.table.column("step").to_pylist() == [-1, 0]
