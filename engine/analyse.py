@@ -341,15 +341,15 @@ def analyse_curve(steps, values, *, direction: str = "min", kind: str = "other",
     # (the raw values stay in x_raw for the raw extremes)
     x_raw = x
     if m >= p.min_points_spikes:
-        spikes, ranges, baseline = _find_spikes(s, x, direction, p, span, spacing, noise)
+        spikes, ranges, base_at = _find_spikes(s, x, direction, p, span, spacing, noise)
         if ranges:
             x = x.copy()
             for a, b in ranges:  # a straight bridge between the levels around the event
                 # the relaxation goes on past the recovery point (an exponential tail
                 # within 2 noise units), so the bridge is twice the event's length
                 b = min(m, b + (b - a))
-                y0 = float(np.median(x_raw[max(0, a - 5):a])) if a > 0 else float(baseline[a])
-                y1 = float(np.median(x_raw[b:b + 5])) if b < m else float(np.median(x_raw[max(0, a - 5):a] if a > 0 else baseline[a:a + 1]))
+                y0 = float(np.median(x_raw[max(0, a - 5):a])) if a > 0 else base_at[a]
+                y1 = float(np.median(x_raw[b:b + 5])) if b < m else (float(np.median(x_raw[max(0, a - 5):a])) if a > 0 else base_at[a])
                 x[a:b] = np.linspace(y0, y1, b - a + 2)[1:-1]
     row["n_spikes"] = len(spikes)
     extra["n_spikes_never"] = sum(1 for sp in spikes if sp["recovery_class"] == "never")
@@ -694,8 +694,10 @@ def _find_spikes(s, x, direction, p: AnalysisParams, span, spacing, gnoise):
     window = int(min(p.spike_window, max(11, (m // 4) | 1)))
     base_w = p.baseline_window
     # baseline: centred rolling median (kernels.smoothing.rolling_median(center=True));
-    # local: causal kernels.noise.rolling_noise; both from one pass, equal to those kernels
-    baseline, local = _spikes.rolling_baseline_noise(x, baseline_window=base_w, noise_window=base_w)
+    # local: causal kernels.noise.rolling_noise, floored at lo; r = x - baseline. The search
+    # input r / local comes from one pass that stores neither (kernels.spikes.
+    # detrended_noise_units); around each spike both are recomputed from a short slice
+    # (_local_baseline_noise: the same values, the windows being the same).
     d = -1 if direction == "max" else 1
     # Scale: r is divided by the local difference-based noise (kernels.noise.rolling_noise,
     # causal) before the kernel sees it, and the kernel's scale is floored at 1 (one
@@ -707,31 +709,39 @@ def _find_spikes(s, x, direction, p: AnalysisParams, span, spacing, gnoise):
     # itself is measured against; gnoise is mad_noise(x), computed once by the caller
     tiny = max(1e-12 * max(abs(float(x.max())), abs(float(x.min()))), 1e-300)  # 1e-12 max|x|
     lo = 0.1 * gnoise if math.isfinite(gnoise) and gnoise > 0 else tiny
-    bad = ~np.isfinite(local)
-    np.maximum(local, lo, out=local)
-    local[bad] = lo
-    # u = r / local, r = x - baseline; in place (fresh n-arrays cost their page faults)
-    u = np.subtract(x, baseline)
-    u /= local
+    u = _spikes.detrended_noise_units(x, baseline_window=base_w, noise_window=base_w, noise_floor=lo)
     idx, step, height, _, _ = _spikes.find_spikes(s, u, window=window, threshold_z=p.spike_threshold_z,
                                                   direction=d, scale_floor=1.0)
     del u
     fast = max(p.fast_points * (spacing if math.isfinite(spacing) else 1.0), p.fast_rel * span)
     out, ranges = [], []
+    base_at = {}  # baseline at the positions the caller's bridges start from
     for i, h in zip(idx, height):
         i = int(i)
         a = max(0, i - window)
-        pre_r = x[a:i] - baseline[a:i]
+        # positions from a (the window before the spike) or start - 1 >= i - 51 (below)
+        # to i: the only ones where baseline and local noise are read
+        b0 = max(0, min(a, i - 51))
+        bseg, lseg = _local_baseline_noise(x, b0, i + 1, base_w)
+
+        def baseline(j, b0=b0, bseg=bseg):
+            if not b0 <= j < b0 + bseg.size:
+                raise AssertionError(f"baseline read at {j} outside {b0}..{b0 + bseg.size - 1}")
+            return float(bseg[j - b0])
+
+        loc = float(lseg[max(i - 1, 0) - b0])
+        loc = max(loc, lo) if math.isfinite(loc) else lo  # the floored local noise
+        pre_r = x[a:i] - bseg[a - b0:i - b0]
         scale = MAD_TO_SD * float(np.median(np.abs(pre_r - np.median(pre_r)))) if pre_r.size >= 3 else math.nan
-        scale = max(scale, float(local[max(i - 1, 0)])) if math.isfinite(scale) else float(local[max(i - 1, 0)])
+        scale = max(scale, loc) if math.isfinite(scale) else loc
         start = i
-        while start > 0 and i - start < 50 and d * (x[start - 1] - baseline[start - 1]) > 3 * scale:
+        while start > 0 and i - start < 50 and d * (x[start - 1] - baseline(start - 1)) > 3 * scale:
             start -= 1
         # the level to come back to: the better of the median of the points before the
         # spike (lags a falling trend) and the centred baseline just before it (sits
         # mid-way across a level shift); a loss must come back to the lower one
         pre = x[max(0, start - window):start]
-        cands = [float(baseline[start - 1])] if start > 0 else [float(baseline[i])]
+        cands = [baseline(start - 1)] if start > 0 else [baseline(i)]
         if pre.size:
             cands.append(float(np.median(pre)))
         level = min(cands) if d > 0 else max(cands)
@@ -740,12 +750,23 @@ def _find_spikes(s, x, direction, p: AnalysisParams, span, spacing, gnoise):
             rec_steps = int(s[j] - s[start])
             cls = "fast" if rec_steps <= fast else "slow"
             ranges.append((start, j))
+            base_at[start] = baseline(start)
             out.append(dict(step=int(s[i]), value=float(x[i]), height=float(h), recovery_steps=rec_steps,
                             recovered=True, recovery_class=cls))
         else:
             out.append(dict(step=int(s[i]), value=float(x[i]), height=float(h), recovery_steps=None,
                             recovered=False, recovery_class="never"))
-    return out, ranges, baseline
+    return out, ranges, base_at
+
+
+def _local_baseline_noise(x, i0, i1, window):
+    """rolling_baseline_noise(x, window, window)[i0:i1] from a slice that holds every
+    window those positions see (centred baseline: window//2 either side; causal noise:
+    window differences back, one more point for the first difference)."""
+    lo0 = max(0, i0 - window - 1)
+    hi0 = min(x.size, i1 + (window - 1) // 2 + 1)
+    b, n = _spikes.rolling_baseline_noise(x[lo0:hi0], baseline_window=window, noise_window=window)
+    return b[i0 - lo0:i1 - lo0], n[i0 - lo0:i1 - lo0]
 
 
 def _first_within(x, start, d, level, tol) -> int:

@@ -316,11 +316,12 @@ def _kth_dev(buf, m, med, k):
 
 
 @njit(cache=True, nogil=True)
-def _baseline_noise_core(x, b_before, b_after, n_before, scale, base_out, noise_out):
+def _baseline_noise_core(x, b_before, b_after, n_before, scale, floor, fused, base_out, noise_out):
     """One pass, two sorted buffers: the finite x in positions i-b_before .. i+b_after
     (cut at the ends) and the finite first differences in positions i-n_before .. i.
     The difference at a finite point is x minus the previous finite x (none for the first
-    finite point); the buffers only ever hold finite values."""
+    finite point); the buffers only ever hold finite values. With `fused`, base_out gets
+    (x - baseline) / max(noise, floor) (floor where noise is NaN) and noise_out is unused."""
     n = x.shape[0]
     bbuf = np.empty(b_before + b_after + 2, dtype=np.float64)
     cap = n_before + 1
@@ -365,7 +366,7 @@ def _baseline_noise_core(x, b_before, b_after, n_before, scale, base_out, noise_
                 _buf_insert(bbuf, bm, v)
                 bm += 1
             added += 1
-        base_out[i] = _half_median(bbuf, bm) if bm > 0 else np.nan
+        bval = _half_median(bbuf, bm) if bm > 0 else np.nan
         # ---- causal MAD of the differences
         xi = x[i]
         d = np.nan
@@ -392,16 +393,23 @@ def _baseline_noise_core(x, b_before, b_after, n_before, scale, base_out, noise_
         slot += 1
         if slot == cap:
             slot = 0
-        if dm < 2:
-            noise_out[i] = np.nan
-            continue
-        med = _half_median(dbuf, dm)
-        h = dm >> 1
-        if dm & 1:
-            mad = _kth_dev(dbuf, dm, med, h)
+        nval = np.nan
+        if dm >= 2:
+            med = _half_median(dbuf, dm)
+            h = dm >> 1
+            if dm & 1:
+                mad = _kth_dev(dbuf, dm, med, h)
+            else:
+                mad = 0.5 * _kth_dev(dbuf, dm, med, h - 1) + 0.5 * _kth_dev(dbuf, dm, med, h)
+            nval = mad * scale
+        if fused:
+            lf = floor
+            if np.isfinite(nval) and nval > floor:
+                lf = nval
+            base_out[i] = (xi - bval) / lf
         else:
-            mad = 0.5 * _kth_dev(dbuf, dm, med, h - 1) + 0.5 * _kth_dev(dbuf, dm, med, h)
-        noise_out[i] = mad * scale
+            base_out[i] = bval
+            noise_out[i] = nval
 
 
 def rolling_baseline_noise(values: np.ndarray, *, baseline_window: int = 41,
@@ -432,8 +440,34 @@ def rolling_baseline_noise(values: np.ndarray, *, baseline_window: int = 41,
     bw, nw = int(baseline_window), int(noise_window)
     base = np.empty_like(x)
     noise = np.empty_like(x)
-    _baseline_noise_core(x, bw // 2, (bw - 1) // 2, nw - 1, _NOISE_SCALE, base, noise)
+    _baseline_noise_core(x, bw // 2, (bw - 1) // 2, nw - 1, _NOISE_SCALE, 0.0, False, base, noise)
     return base, noise
+
+
+def detrended_noise_units(values: np.ndarray, *, baseline_window: int = 41, noise_window: int = 41,
+                          noise_floor: float) -> np.ndarray:
+    """(values - baseline) / max(noise, noise_floor), baseline and noise as
+    `rolling_baseline_noise` returns them (noise_floor where noise is NaN or infinite),
+    without storing either: the input of a spike search on a detrended curve, in local
+    noise units. Equals, element for element,
+    ``b, s = rolling_baseline_noise(values, ...); (values - b) / np.where(np.isfinite(s),
+    np.maximum(s, noise_floor), noise_floor)``.
+
+    NaN/Inf: as rolling_baseline_noise; a non-finite value gives a non-finite result.
+    Cost: that of rolling_baseline_noise with one output array instead of two.
+    """
+    x = np.ascontiguousarray(values, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"detrended_noise_units: values must be one-dimensional, got shape {x.shape}")
+    for name, w in (("baseline_window", baseline_window), ("noise_window", noise_window)):
+        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
+            raise ValueError(f"detrended_noise_units: {name} must be a positive integer number of points, got {w!r}")
+    if not (isinstance(noise_floor, (int, float, np.integer, np.floating)) and 0.0 < noise_floor < math.inf):
+        raise ValueError(f"detrended_noise_units: noise_floor must be a positive finite number, got {noise_floor!r}")
+    bw, nw = int(baseline_window), int(noise_window)
+    out = np.empty_like(x)
+    _baseline_noise_core(x, bw // 2, (bw - 1) // 2, nw - 1, _NOISE_SCALE, float(noise_floor), True, out, out[:0])
+    return out
 
 
 # --------------------------------------------------------------------------------------

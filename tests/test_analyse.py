@@ -284,20 +284,15 @@ def _pretrain_like(n, seed):
     return np.arange(1, n + 1, dtype=np.int64), y, at
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("direction", ["min", "max"])
-def test_long_curve_fast_paths_change_nothing(monkeypatch, direction):
-    """200k points take every fast path (screened spike search, one-pass medians, fused
-    detrending). Patching the plain kernels back in must give the identical analysis."""
-    s, y, at = _pretrain_like(200_000, 3)
-    if direction == "max":
-        y = -y
-    y[[777, 150_000]] = [math.nan, math.inf]
-    fast = analyse_curve(s, y, direction=direction, kind="loss")
-
+def _plain_kernels(monkeypatch):
+    """Patch the plain kernels (and numpy medians) in for analyse's fast paths."""
     def plain_detrend(x, *, baseline_window, noise_window):
         return (_smoothing_kernels.rolling_median(x, window=baseline_window, center=True),
                 _noise_kernels.rolling_noise(x, window=noise_window))
+
+    def plain_units(x, *, baseline_window, noise_window, noise_floor):
+        b, n = plain_detrend(x, baseline_window=baseline_window, noise_window=noise_window)
+        return (x - b) / np.where(np.isfinite(n), np.maximum(n, noise_floor), noise_floor)
 
     def plain_median(v, *, center=None, differences=False):
         v = np.diff(v) if differences else np.asarray(v, dtype=np.float64)
@@ -308,21 +303,56 @@ def test_long_curve_fast_paths_change_nothing(monkeypatch, direction):
                                                  window, threshold_z, direction, 2.0, 11, scale_floor, "full")
 
     monkeypatch.setattr(_spikes_kernels, "rolling_baseline_noise", plain_detrend)
+    monkeypatch.setattr(_spikes_kernels, "detrended_noise_units", plain_units)
     monkeypatch.setattr(_spikes_kernels, "find_spikes", plain_find_spikes)
     monkeypatch.setattr(_analyse_mod, "_median", plain_median)
     monkeypatch.setattr(_analyse_mod, "_mad_noise", _noise_kernels.mad_noise)
     monkeypatch.setattr(_analyse_mod, "_snr", lambda x, noise: _noise_kernels.signal_to_noise(x))
-    plain = analyse_curve(s, y, direction=direction, kind="loss")
+
+
+def _assert_same_analysis(fast, plain, msg):
     assert fast[0].keys() == plain[0].keys()
     for key in fast[0]:
         a, b = fast[0][key], plain[0][key]
-        assert a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)), (key, a, b)
-    assert fast[1] == plain[1]
-    assert fast[2] == plain[2]
-    # and the five spikes are there
+        assert a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)), (msg, key, a, b)
+    assert fast[1] == plain[1], msg
+    assert fast[2] == plain[2], msg
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direction", ["min", "max"])
+def test_long_curve_fast_paths_change_nothing(monkeypatch, direction):
+    """200k points take every fast path (screened spike search, one-pass medians, fused
+    detrending). Patching the plain kernels back in must give the identical analysis."""
+    s, y, at = _pretrain_like(200_000, 3)
+    if direction == "max":
+        y = -y
+    y[[777, 150_000]] = [math.nan, math.inf]
+    fast = analyse_curve(s, y, direction=direction, kind="loss")
+    _plain_kernels(monkeypatch)
+    _assert_same_analysis(fast, analyse_curve(s, y, direction=direction, kind="loss"), direction)
     found = [sp["step"] for sp in fast[2]]
-    for a in at:
+    for a in at:  # and the five spikes are there
         assert any(a + 1 <= f <= a + 21 for f in found), (a, found)
+
+
+@pytest.mark.parametrize("n", [24, 40, 90, 300])
+def test_short_curves_with_ramped_spikes_fast_paths_change_nothing(monkeypatch, n):
+    """Short curves (spike window 11) whose spikes are preceded by a ramp, so the event
+    start walks back further than the window: the baseline and noise recomputed around
+    the spike must cover it."""
+    rng = np.random.default_rng(n)
+    steps = np.arange(n, dtype=np.int64) * 3
+    y = 1.0 + 0.01 * rng.standard_normal(n)
+    k = n - 4
+    y[max(0, k - 15):k] += np.linspace(0.0, 0.4, k - max(0, k - 15))
+    y[k] += 3.0
+    y[n // 3] += 2.0
+    fast = [analyse_curve(steps, v, direction=dr, kind="loss") for v, dr in ((y, "min"), (-y, "max"))]
+    assert any(fast[0][2]), f"n={n}: no spike found"
+    _plain_kernels(monkeypatch)
+    for f, (v, dr) in zip(fast, ((y, "min"), (-y, "max"))):
+        _assert_same_analysis(f, analyse_curve(steps, v, direction=dr, kind="loss"), f"n={n} {dr}")
 
 
 def _noise_change_plain(x, min_rel=0.05, min_size=5):

@@ -503,3 +503,21 @@ def test_screen_bounds_hold_for_every_window(seed):
                 j = k // w
                 assert med >= lb_med[j], f"seed={seed} w={w} k={k} direction={direction} mad={want_mad}"
                 assert mad >= lb_mad[j], f"seed={seed} w={w} k={k} direction={direction}"
+
+
+@settings(deadline=None)
+@given(x=st.one_of(curves, tied_curves), window=st.integers(1, 45), floor=st.floats(1e-6, 10.0))
+def test_detrended_noise_units_equals_the_stored_version(x, window, floor):
+    from kernels.spikes import detrended_noise_units
+    b, s = rolling_baseline_noise(x, baseline_window=window, noise_window=window)
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = (x - b) / np.where(np.isfinite(s), np.maximum(s, floor), floor)
+    got = detrended_noise_units(x, baseline_window=window, noise_window=window, noise_floor=floor)
+    np.testing.assert_array_equal(got, want, err_msg=f"window={window} floor={floor}")
+
+
+def test_detrended_noise_units_rejects_bad_floor():
+    from kernels.spikes import detrended_noise_units
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="noise_floor"):
+            detrended_noise_units(np.ones(5), noise_floor=bad)
