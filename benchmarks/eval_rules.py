@@ -185,7 +185,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--fit-calibration", action="store_true",
-                    help="print calib_raw/calib_p per code fitted on this seed (use a tuning seed, e.g. 1)")
+                    help="print calib_raw/calib_p per code fitted on this seed (use a tuning seed, e.g. 1) "
+                         "beside the table; writes no json")
     ap.add_argument("--variants", type=int, default=8)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "rules_eval.json")
     ap.add_argument("--progress", action="store_true")
@@ -193,11 +194,10 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     res = evaluate(args.seed, args.variants, progress=args.progress)
     res["seconds"] = round(time.perf_counter() - t0, 1)
+    scored = res.pop("scored", None)
     if args.fit_calibration:
-        for code, v in fit_calibration(res.pop("scored")).items():
+        for code, v in fit_calibration(scored).items():
             print(f"[{code}] n={v['n']}\ncalib_raw = {v['calib_raw']}\ncalib_p = {v['calib_p']}")
-        return 0
-    res.pop("scored", None)
     res["command"] = f"python benchmarks/eval_rules.py --seed {args.seed} --variants {args.variants}"
     print(f"{res['runs']} runs (generator seed {args.seed}, {args.variants} variants per scenario), {res['seconds']} s")
     print(f"{'code':18} {'prec':>5} {'recall':>6} {'tp':>4} {'fp':>4} {'labels':>6}")
@@ -210,6 +210,11 @@ def main(argv=None) -> int:
     print(f"\nwarnings/criticals on healthy runs: {len(res['healthy_violations'])}")
     for v in res["healthy_violations"][:10]:
         print(f"  {v['run']}: {v['code']} {v['severity']}: {v['message']}")
+    for code, c in res["codes"].items():
+        if c["false_alarms"] or c["missed"]:
+            print(f"  {code}: false alarms {c['false_alarms']}; missed {c['missed']}")
+    if args.fit_calibration:
+        return 0  # a tuning-seed run: the table is printed, rules_eval.json stays the held-out one
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1, default=str) + "\n")
     return 0
