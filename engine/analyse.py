@@ -174,15 +174,33 @@ def _spacing(ds: np.ndarray) -> float:
     return float(np.median(ds))
 
 
-def _blocks(s: np.ndarray, x: np.ndarray, target: int):
-    """Equal-count block means of steps and values (last block may be shorter)."""
+def _step_gaps(s: np.ndarray) -> tuple[bool, float]:
+    """(every step above the one before, np.median(np.diff(s))) of int64 steps, from
+    differences taken in cache-sized chunks (an n-array of them costs its page faults);
+    the median needs the whole array only when the spacing is uneven."""
+    n = s.size
+    if n < 2:
+        return True, math.nan
+    lo_d = hi_d = int(s[1] - s[0])
+    chunk = 1 << 20
+    for a in range(0, n - 1, chunk):
+        d = np.diff(s[a:a + chunk + 1])
+        lo_d, hi_d = min(lo_d, int(d.min())), max(hi_d, int(d.max()))
+    if lo_d == hi_d:
+        return lo_d > 0, float(lo_d)
+    return lo_d > 0, float(np.median(np.diff(s)))
+
+
+def _blocks(s: np.ndarray, x: np.ndarray, target: int, sf: np.ndarray | None = None):
+    """Equal-count block means of steps and values (last block may be shorter).
+    sf: s as float64, when the caller has it already."""
     m = x.size
     if m <= target:
         return s.astype(np.float64), x.copy(), 1, np.arange(m + 1)
     size = int(math.ceil(m / target))
     starts = np.arange(0, m, size)
     counts = np.diff(np.r_[starts, m])
-    ws = np.add.reduceat(s.astype(np.float64), starts) / counts
+    ws = np.add.reduceat(s.astype(np.float64) if sf is None else sf, starts) / counts
     wx = np.add.reduceat(x, starts) / counts
     return ws, wx, size, np.r_[starts, m]
 
@@ -265,18 +283,20 @@ def analyse_curve(steps, values, *, direction: str = "min", kind: str = "other",
     if s_all.shape != v_all.shape or s_all.ndim != 1:
         raise ValueError(f"analyse_curve: steps and values must be 1-D of equal length, "
                          f"got {s_all.shape} and {v_all.shape}")
-    ds_all = np.diff(s_all)
-    if s_all.size > 1 and np.any(ds_all <= 0):
+    increasing, spacing_all = _step_gaps(s_all)
+    if not increasing:
         order = np.argsort(s_all, kind="stable")
         s_all, v_all = s_all[order], v_all[order]
-        ds_all = np.diff(s_all)
+        _, spacing_all = _step_gaps(s_all)
     sign = -1.0 if direction == "max" else 1.0  # oriented values: lower is better
 
     row = _nan_row()
     extra: dict = {}
     n = int(s_all.size)
-    fin = np.isfinite(v_all)
-    n_nonfinite = int(n - fin.sum())
+    with np.errstate(over="ignore", invalid="ignore"):
+        clean = math.isfinite(float(np.sum(v_all)))  # a finite sum: no NaN/Inf, no mask needed
+    fin = None if clean else np.isfinite(v_all)
+    n_nonfinite = 0 if clean else int(n - fin.sum())
     row.update(n_points=n, n_nonfinite=n_nonfinite, n_spikes=0, n_segments=0, fit_ok=False)
     if n_nonfinite:
         extra.update(n_nan=int(np.isnan(v_all).sum()), n_posinf=int(np.isposinf(v_all).sum()),
@@ -291,7 +311,7 @@ def analyse_curve(steps, values, *, direction: str = "min", kind: str = "other",
         extra["last_finite_step"] = int(s_all[fin][-1]) if fin.any() else None
     if n:
         row["step_first"], row["step_last"] = int(s_all[0]), int(s_all[-1])
-        row["median_spacing"] = _spacing(ds_all) if n > 1 else math.nan
+        row["median_spacing"] = spacing_all if n > 1 else math.nan
     if n_nonfinite:
         s = s_all[fin]
         x = v_all[fin]
@@ -356,7 +376,8 @@ def analyse_curve(steps, values, *, direction: str = "min", kind: str = "other",
     extra["max_spike_height"] = max((sp["height"] for sp in spikes), default=None)
 
     # ---- working series and smoother
-    ws, wx, block, bounds = _blocks(s, x, p.work_points)
+    sf = s.astype(np.float64)  # steps as floats, once (block means, residuals, power law)
+    ws, wx, block, bounds = _blocks(s, x, p.work_points, sf)
     nw = wx.size
     extra["block_size"] = block
     if nw >= 5:
@@ -367,7 +388,7 @@ def analyse_curve(steps, values, *, direction: str = "min", kind: str = "other",
     else:
         smooth = wx.copy()
     if nw >= 2:
-        resid = np.interp(s.astype(np.float64), ws, smooth)
+        resid = np.interp(sf, ws, smooth)
         np.subtract(x, resid, out=resid)  # x - interp, in place
     else:
         resid = np.zeros(m)
@@ -386,7 +407,7 @@ def analyse_curve(steps, values, *, direction: str = "min", kind: str = "other",
         kb = int(np.argmin(ow))
         row["best_value"] = float(smooth[kb])
         row["best_step"] = _nearest_step(s, float(ws[kb]))
-        kr = int(np.argmin(sign * x_raw))
+        kr = int(np.argmin(x_raw) if sign > 0 else np.argmax(x_raw))  # argmin(sign * x), no copy
         extra.update(best_value_raw=float(x_raw[kr]), best_step_raw=int(s[kr]))
         init = float(x[0])
         total = sign * (init - row["best_value"])  # > 0 when the curve improved
@@ -421,7 +442,7 @@ def analyse_curve(steps, values, *, direction: str = "min", kind: str = "other",
 
     # ---- power law
     if direction != "none" and m >= p.min_points_fit:
-        _power_law(s, x, sign, p, row, extra, span)
+        _power_law(s, x, sign, p, row, extra, span, sf)
 
 
     row["extra"] = json.dumps(_clean(extra), sort_keys=True, allow_nan=False)
@@ -646,10 +667,10 @@ def _tail(ws, wx, p: AnalysisParams, row, extra, noise_resid):
     extra["tail_change_noise"] = change / noise_resid if noise_resid and math.isfinite(noise_resid) else None
 
 
-def _power_law(s, x, sign, p: AnalysisParams, row, extra, span):
+def _power_law(s, x, sign, p: AnalysisParams, row, extra, span, sf):
     start = s[0] + p.fit_skip_rel * span
     k0 = _search(s, start)  # s is sorted: s[k0:] == s[s >= start]
-    t = s[k0:].astype(np.float64)
+    t = sf[k0:]  # == s[k0:].astype(np.float64)
     if t.size and t[0] <= 0:
         t = t - t[0] + 1.0  # t^-alpha needs t > 0; a log counting from 0 is shifted by one
         extra["fit_step_offset"] = int(1 - s[k0])
