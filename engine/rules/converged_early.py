@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, group_by_objective, tail_progress
+from engine.rules.common import curves, group_by_objective, span, tail_progress
 
 
 def _still_moving(ctx: RunContext, m: str, th: Thresholds) -> bool:
     """The tail (last quarter) of ``m`` still improves by sibling_improving_noise noise
-    levels and more than max_tail_share of its total improvement."""
+    levels, and either by more than max_tail_share of its total improvement or while
+    ``m`` itself came within noise of its best only after max_reached_rel of the run
+    (the twin did not converge early: its late descent is small in share because most
+    of it came early, yet it is above its noise)."""
     tp = tail_progress(ctx, m)
-    return tp["change_noise"] >= th.sibling_improving_noise and tp["share"] > th.max_tail_share
+    if not tp["change_noise"] >= th.sibling_improving_noise:
+        return False
+    if tp["share"] > th.max_tail_share:
+        return True
+    f = ctx.feature(m)
+    near, sp = f["extra"].get("step_near_best"), span(ctx, m)
+    return near is not None and sp > 0 and (near - f["step_first"]) / sp > th.max_reached_rel
 from engine.rules.converged import converged_state
 
 

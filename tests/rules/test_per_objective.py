@@ -246,6 +246,13 @@ def test_quiet__converged_early_on_noisy_reward_model_whose_eval_loss_still_fall
     _assert_quiet("CONVERGED_EARLY", "healthy_reward_model", 1005)
 
 
+def test_quiet__converged_early_when_the_eval_twin_reached_its_best_late_and_still_falls():
+    # healthy reward model (seed 3001): the noisy train loss is within noise of its best at 34%,
+    # eval_loss got there at 74% and its last quarter fell 2.3 noise levels (1.4% of its total)
+    _assert_quiet("CONVERGED_EARLY", "healthy_reward_model", 3001)
+    _assert_fires("CONVERGED_EARLY", "converged_early", 1000)
+
+
 def test_quiet__converged_early_after_a_warm_restart_knocked_the_loss_off_its_floor():
     _assert_quiet("CONVERGED_EARLY", "explained_shift", 1002)
 
