@@ -41,6 +41,12 @@ Decisions (and why):
 - Noise-level changepoint (extra ``noise_change_step``, ``noise_change_ratio``, from 40
   finite points): the one split of log|first differences| with the largest mean change,
   and the ratio of typical |differences| after/before (where a loss starts swinging).
+- Long curves (10^7 points in a few seconds): whole-curve medians come from
+  kernels.spikes.median_exact (np.median's value in one streaming pass), the spike
+  search input from kernels.spikes.detrended_noise_units (one pass, nothing stored), the
+  spike search screens points by cheap lower bounds (kernels.spikes.find_spikes), and
+  n-sized temporaries are avoided (each costs its page faults). Every fast path gives
+  the same numbers as the plain one (tests/test_analyse.py patches the plain kernels in).
 - Spikes come from ``kernels.spikes.find_spikes`` on all finite points, in the bad
   direction (up for losses, down for accuracies and rewards, up when direction is none,
   e.g. grad_norm); recovery class fast when recovered within

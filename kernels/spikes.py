@@ -427,9 +427,11 @@ def rolling_baseline_noise(values: np.ndarray, *, baseline_window: int = 41,
     NaN/Inf: non-finite points are skipped by both (no difference at them, and the next
     difference joins the finite points on either side); baseline is NaN only where the
     window holds no finite value.
-    Cost: O(n log w) searches plus, per point, a shift of the buffer values between the
-    leaving and the entering value's ranks (about w/3 on noise); O(w) extra memory. Two
-    windows of 41 take ~60 ns a point together, a third of calling the two kernels.
+    Cost: per point, two branch-free rank counts over each buffer (O(w), vectorised), a
+    shift of the values between the leaving and the entering value's ranks (about w/3 on
+    noise) and, for the MAD, a branch-free min over w/2 candidate windows; O(w) extra
+    memory. Two windows of 41: ~130 ns a point on the project's 2-core VM, ~1.5x faster
+    than calling the two kernels.
     """
     x = np.ascontiguousarray(values, dtype=np.float64)
     if x.ndim != 1:
