@@ -1,7 +1,7 @@
 """Turn benchmarks/results/*.json into the README's benchmark section.
 
     python benchmarks/write_table.py            # print the markdown
-    python benchmarks/write_table.py --readme   # replace the section between the markers in README.md
+    python benchmarks/write_table.py --out benchmarks/RESULTS.md   # write every table to a file
 
 Each results file is written by one bench_<family>.py script (see benchmarks/_common.py).
 """
@@ -41,32 +41,45 @@ def fmt_ratio(x) -> str:
     return f"{x:,.0f}x" if x >= 100 else f"{x:.2f}x"
 
 
+def _cell(key, v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, separators=(",", ":")).replace("|", "/")
+    if (key.endswith("_s") or key == "seconds") and isinstance(v, (int, float)):
+        return fmt_s(v)
+    if key == "ratio" and isinstance(v, (int, float)):
+        return fmt_ratio(v)
+    if isinstance(v, float):
+        return f"{v:,.4g}"
+    if isinstance(v, int) and key in ("n", "points", "bytes", "runs"):
+        return f"{v:,}"
+    return str(v).replace("|", "/")
+
+
 def render() -> str:
+    """Every results file as a table with the union of its rows' keys as columns, in
+    the order they first appear. Each script documents its own columns; `ratio` is
+    anchor time / ours (above 1: we are faster) unless the row's notes say otherwise."""
     files = sorted((HERE / "results").glob("*.json"),
                    key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else 99, p.stem))
     out = []
     machine = None
     for path in files:
         data = json.loads(path.read_text())
-        machine = machine or data.get("machine")
-        rows = data["rows"]
+        rows = data.get("rows") if isinstance(data, dict) else None
         if not rows:
             continue
-        out.append(f"\n#### {data['family']}\n")
-        extra = sorted({k for r in rows for k in r} - {"kernel", "anchor", "n", "ours_s", "anchor_s", "ratio", "notes"})
-        head = ["kernel", "n", "ours", "anchor", "anchor time", "speed-up"] + extra + ["notes"]
-        out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "---|" * len(head))
+        machine = machine or data.get("machine")
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        if "notes" in keys:
+            keys.remove("notes")
+            keys.append("notes")
+        out.append(f"\n#### {data.get('family', path.stem)} (`benchmarks/results/{path.name}`)\n")
+        out.append("| " + " | ".join(keys) + " |")
+        out.append("|" + "---|" * len(keys))
         for r in rows:
-            n = r.get("n")
-            cells = [str(r.get("kernel", "")), f"{n:,}" if isinstance(n, int) else str(n or ""),
-                     fmt_s(r.get("ours_s")), str(r.get("anchor", "") or ""), fmt_s(r.get("anchor_s")),
-                     fmt_ratio(r.get("ratio"))]
-            for k in extra:
-                v = r.get(k, "")
-                cells.append(f"{v:.4g}" if isinstance(v, float) else str(v))
-            cells.append(str(r.get("notes", "") or ""))
-            out.append("| " + " | ".join(cells) + " |")
+            out.append("| " + " | ".join(_cell(k, r.get(k)) for k in keys) + " |")
     if machine:
         out.insert(0, "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + ".")
     return "\n".join(out) + "\n"
@@ -74,7 +87,11 @@ def render() -> str:
 
 def main() -> None:
     text = render()
-    if "--readme" in sys.argv:
+    if "--out" in sys.argv:
+        Path(sys.argv[sys.argv.index("--out") + 1]).write_text(
+            "# Benchmark results\n\nWritten by `python benchmarks/write_table.py --out benchmarks/RESULTS.md` "
+            "from `benchmarks/results/*.json` (each written by its `bench_<family>.py`).\n\n" + text)
+    elif "--readme" in sys.argv:
         readme = README.read_text()
         if BEGIN not in readme:
             readme += f"\n{BEGIN}\n{END}\n"
