@@ -24,6 +24,10 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
     Advice: if an LR change broke it, the earlier LR was too high (or the decay came
     late): schedule the decay earlier; if nothing explains it, the stall may recur: keep
     checkpoints around such transitions.
+    A segment counts as flat when it is a plateau or its fitted line moves by at most
+    flat_within_noise noise levels over its length (AR noise makes a flat stretch's
+    slope "significant", up or down, while it moves less than the noise); consecutive
+    flat segments are one stall.
     The stall's start moves back over a descent segment whose fitted line starts within
     onset_within_noise noise levels of the plateau level (a split-off, practically
     empty slope at the start of the stall).
@@ -38,10 +42,21 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
         if len(segs) < 2 or not total or not math.isfinite(noise):
             continue
         shift_steps = {s["step"] for s in (ctx.feature(m)["extra"].get("shifts") or [])}
+
+        def flat(g):  # a plateau, or a segment whose fitted line moves by at most flat_within_noise noise levels
+            if g["kind"] == "plateau":
+                return True
+            sl = g["slope"]
+            return (th.flat_within_noise > 0 and sl is not None and math.isfinite(sl)
+                    and abs(sl * (g["step_end"] - g["step_start"])) <= th.flat_within_noise * noise)
+
         for k, (a, b) in enumerate(zip(segs[:-1], segs[1:])):
-            if a["kind"] != "plateau" or oriented_kind(ctx, m, b["kind"]) != "improving":
+            if not flat(a) or flat(b) or oriented_kind(ctx, m, b["kind"]) != "improving":
                 continue
-            onset = stall_onset(ctx, m, segs, k, th.onset_within_noise, shift_steps)
+            j = k  # the stall: the practically flat segments before a, then stall_onset's walk back
+            while j > 0 and flat(segs[j - 1]) and segs[j]["step_start"] not in shift_steps:
+                j -= 1
+            onset = stall_onset(ctx, m, segs, j, th.onset_within_noise, shift_steps)
             stall_start = segs[onset]["step_start"]
             share = (a["step_end"] - stall_start) / total
             if share < th.min_len_rel:
