@@ -246,6 +246,12 @@ def test_quiet__converged_early_on_noisy_reward_model_whose_eval_loss_still_fall
     _assert_quiet("CONVERGED_EARLY", "healthy_reward_model", 1005)
 
 
+def test_fires__still_improving_with_a_tail_slope_of_2_8_standard_errors_and_a_5pct_promise():
+    # still_improving seed 1018: AR noise keeps the HAC z of the last quarter at 2.8 while the
+    # fitted power law promises 5.3% more for twice the steps
+    _assert_fires("STILL_IMPROVING", "still_improving", 1018)
+
+
 def test_quiet__converged_early_when_the_eval_twin_reached_its_best_late_and_still_falls():
     # healthy reward model (seed 3001): the noisy train loss is within noise of its best at 34%,
     # eval_loss got there at 74% and its last quarter fell 2.3 noise levels (1.4% of its total)
