@@ -252,6 +252,17 @@ def test_fires__still_improving_with_a_tail_slope_of_2_8_standard_errors_and_a_5
     _assert_fires("STILL_IMPROVING", "still_improving", 1018)
 
 
+def test_fires__plateau_broken_when_the_stall_is_a_significant_but_practically_empty_slope():
+    # plateau_broken seed 1007: the stall 1,800-7,500 is fitted as a "descent" moving under
+    # 2 noise levels over 6,000 steps (AR noise), not as a plateau
+    got = _assert_fires("PLATEAU_BROKEN", "plateau_broken", 1007)
+    assert any(abs(f.step_start - 1800) <= 1000 and abs(f.step_end - 7500) <= 1000 for f in got)
+
+
+def test_quiet__plateau_broken_on_a_short_flat_stretch_of_a_healthy_run():
+    _assert_quiet("PLATEAU_BROKEN", "healthy_multimodal", 1022)
+
+
 def test_quiet__converged_early_when_the_eval_twin_reached_its_best_late_and_still_falls():
     # healthy reward model (seed 3001): the noisy train loss is within noise of its best at 34%,
     # eval_loss got there at 74% and its last quarter fell 2.3 noise levels (1.4% of its total)
