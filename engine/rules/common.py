@@ -67,6 +67,17 @@ def oriented_kind(ctx: RunContext, m: str, kind: str) -> str:
     return "improving" if up == better_up else "worsening"
 
 
+def practically_flat(ctx: RunContext, m: str, g: dict, within_noise: float) -> bool:
+    """A plateau segment, or (within_noise > 0) one whose fitted line moves by at most
+    ``within_noise`` noise levels over its length: AR noise makes the slope of a flat
+    stretch statistically "significant" (up or down) while it moves less than the noise."""
+    if g["kind"] == "plateau":
+        return True
+    sl, noise = g.get("slope"), noise_of(ctx, m)
+    return (within_noise > 0 and sl is not None and math.isfinite(sl) and math.isfinite(noise)
+            and abs(sl * (g["step_end"] - g["step_start"])) <= within_noise * noise)
+
+
 def trailing_flat_start(ctx: RunContext, m: str):
     """Start step of the trailing run of non-improving segments (None when the last
     segment improves)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, span, stall_onset
+from engine.rules.common import curves, practically_flat, span, stall_onset
 
 
 def _lr_state(ctx: RunContext, m: str, th: Thresholds) -> str:
@@ -29,7 +29,8 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
     never learned). The onset moves back over a descent segment whose fitted line
     starts within onset_within_noise noise levels of the plateau level (the
     segmentation often splits the first, noise-dominated part of a stall off as a
-    statistically significant but practically empty slope).
+    statistically significant but practically empty slope). A trailing segment whose
+    fitted line moves by at most flat_within_noise noise levels counts as flat too.
     Why: a loss flat within its noise for a large share of the run means the optimizer
     makes no progress: learning rate too low or decayed to nothing, a dead or saturated
     network, labels the model cannot use, or a bug feeding the same batch.
@@ -46,12 +47,16 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
     out = []
     for m in curves(ctx, splits=("train", "none"), min_points=th.min_points):
         segs = ctx.segments_of(m)
-        if not segs or segs[-1]["kind"] != "plateau":
+        if not segs or not practically_flat(ctx, m, segs[-1], th.flat_within_noise):
             continue
         shift_steps = {s["step"] for s in (ctx.feature(m)["extra"].get("shifts") or [])}
-        # the stall starts at the first of the trailing plateau segments, or earlier at a
+        # the stall starts at the first of the trailing flat segments, or earlier at a
         # split-off slow descent that already starts within onset_within_noise of its level
-        i = stall_onset(ctx, m, segs, len(segs) - 1, th.onset_within_noise, shift_steps)
+        j = len(segs) - 1
+        while j > 0 and practically_flat(ctx, m, segs[j - 1], th.flat_within_noise) \
+                and segs[j]["step_start"] not in shift_steps:
+            j -= 1
+        i = stall_onset(ctx, m, segs, j, th.onset_within_noise, shift_steps)
         start, end = segs[i]["step_start"], segs[-1]["step_end"]
         total = span(ctx, m)
         if not total or total <= 0:
@@ -60,6 +65,8 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
         from_start = i == 0
         if from_start and ctx.x(m, "improvement_rel") >= th.max_improvement_from_start:
             continue  # "flat from the start" of a curve that improved: its noise hides a slow descent
+        if from_start and any(g["kind"] != "plateau" for g in segs[i:]):
+            continue  # "never learned" needs statistically flat segments, not just practically flat ones
         lr = _lr_state(ctx, m, th)
         if lr == "decayed" and not from_start:
             continue  # a flat end under a decayed LR is annealing / convergence, not a stall

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, noise_of, oriented_kind, span, stall_onset
+from engine.rules.common import curves, noise_of, oriented_kind, practically_flat, span, stall_onset
 
 _EVENT_KINDS = ("lr_change", "data_refresh", "resume", "phase", "note")
 
@@ -43,12 +43,8 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
             continue
         shift_steps = {s["step"] for s in (ctx.feature(m)["extra"].get("shifts") or [])}
 
-        def flat(g):  # a plateau, or a segment whose fitted line moves by at most flat_within_noise noise levels
-            if g["kind"] == "plateau":
-                return True
-            sl = g["slope"]
-            return (th.flat_within_noise > 0 and sl is not None and math.isfinite(sl)
-                    and abs(sl * (g["step_end"] - g["step_start"])) <= th.flat_within_noise * noise)
+        def flat(g):
+            return practically_flat(ctx, m, g, th.flat_within_noise)
 
         for k, (a, b) in enumerate(zip(segs[:-1], segs[1:])):
             if not flat(a) or flat(b) or oriented_kind(ctx, m, b["kind"]) != "improving":

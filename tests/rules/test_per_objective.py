@@ -263,6 +263,17 @@ def test_quiet__plateau_broken_on_a_short_flat_stretch_of_a_healthy_run():
     _assert_quiet("PLATEAU_BROKEN", "healthy_multimodal", 1022)
 
 
+def test_fires__plateau_when_the_trailing_stall_is_fitted_as_a_practically_empty_descent():
+    # plateau seeds 1011/1019: the stall is one "descent" segment moving under 2 noise levels
+    for seed in (1011, 1019):
+        _assert_fires("PLATEAU", "plateau", seed)
+
+
+def test_quiet__plateau_never_learned_needs_statistically_flat_segments():
+    # healthy reward model seed 1009: its noisy loss is one segment moving < 2 noise levels
+    _assert_quiet("PLATEAU", "healthy_reward_model", 1009)
+
+
 def test_quiet__converged_early_when_the_eval_twin_reached_its_best_late_and_still_falls():
     # healthy reward model (seed 3001): the noisy train loss is within noise of its best at 34%,
     # eval_loss got there at 74% and its last quarter fell 2.3 noise levels (1.4% of its total)
