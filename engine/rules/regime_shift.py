@@ -10,6 +10,11 @@ from engine.rules.common import curves, finite_points, span
 _EVENT_KINDS = ("lr_change", "data_refresh", "resume", "phase")
 
 
+def _spacing(ctx: RunContext, sh: dict) -> float:
+    """The mean step spacing of the curve of shift ``sh`` (its span over its points)."""
+    return sh["span"] / max(finite_points(ctx, sh["metric"]) - 1, 1)
+
+
 def _epoch_boundaries(ctx: RunContext) -> tuple[float, float] | None:
     """(first step, steps per epoch) from a logged epoch counter (kind other, named
     epoch): HF/Lightning log it at every step, so its features give the rate."""
@@ -88,8 +93,12 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
         if i in used:
             continue
         tol = max(th.group_rel * s["span"], 1)
+        # a sparse (eval) curve sees the jump at its first point after it: a later shift of
+        # such a curve joins when that point is within one of its own spacings of the jump
         group = [s] + [t for j, t in enumerate(shifts) if j > i and j not in used and t["objective"] == s["objective"]
-                       and abs(t["step"] - s["step"]) <= tol and t["metric"] != s["metric"]]
+                       and (abs(t["step"] - s["step"]) <= tol
+                            or 0 <= t["step"] - s["step"] <= _spacing(ctx, t) + tol)
+                       and t["metric"] != s["metric"]]
         used.update(j for j, t in enumerate(shifts) if any(t is g for g in group))
         group.sort(key=lambda t: (ctx.role(t["metric"])["split"] not in ("train", "none"), t["metric"]))
         lead = group[0]
@@ -99,7 +108,7 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
             # a sparse (eval) curve sees a change at its first point after it: an event
             # since the previous point of each shifted curve explains the jump
             for g in group:
-                gap = g["span"] / max(finite_points(ctx, g["metric"]) - 1, 1)
+                gap = _spacing(ctx, g)
                 cands = ctx.events_in(g["step"] - max(within, gap), g["step"], _EVENT_KINDS)
                 if cands:
                     ev = cands[-1]

@@ -274,6 +274,14 @@ def test_quiet__plateau_never_learned_needs_statistically_flat_segments():
     _assert_quiet("PLATEAU", "healthy_reward_model", 1009)
 
 
+def test_regime_shift_of_a_sparse_eval_curve_seen_at_its_next_point_joins_the_train_shift():
+    # regime_shift seed 3012: train/loss jumps at 12,100, val/loss (eval every ~900 steps)
+    # shows it at its next point, 13,000 (4.5% of the run later): one finding, not two
+    run, got = _found("REGIME_SHIFT", "regime_shift", 3012)
+    assert len(got) == 1, [(f.step_start, f.metrics) for f in got]
+    assert set(got[0].metrics) == {"train/loss", "val/loss"} and got[0].step_start == 12100
+
+
 def test_quiet__converged_early_when_the_eval_twin_reached_its_best_late_and_still_falls():
     # healthy reward model (seed 3001): the noisy train loss is within noise of its best at 34%,
     # eval_loss got there at 74% and its last quarter fell 2.3 noise levels (1.4% of its total)
