@@ -235,13 +235,14 @@ def _hac_line(t: np.ndarray, y: np.ndarray):
     rho = float(resid[1:] @ resid[:-1]) / denom if denom > 0 else math.nan
     if rss == 0.0:
         return b, 0.0, float(y.mean()), 0.0, rho
-    import statsmodels.api as sm  # lazy: statsmodels costs ~1 s to import
+    # lazy and narrow: statsmodels.api imports every model (seconds per worker process)
+    from statsmodels.regression.linear_model import OLS
 
     r = rho if math.isfinite(rho) else 0.0
     lags = max(int(4 * (n / 100.0) ** (2 / 9)), int(math.ceil(2.0 / max(1.0 - min(r, 0.98), 0.02))))
     lags = max(1, min(lags, n // 3))
     X = np.column_stack([np.ones(n), tc / (np.abs(tc).max() or 1.0)])
-    res = sm.OLS(y, X).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True})
+    res = OLS(y, X).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True})
     scale = np.abs(tc).max() or 1.0
     se = float(res.bse[1]) / scale
     return b, se, float(y.mean()), rsd, rho
