@@ -91,9 +91,10 @@ def _ctx_with_inferred_roles(scenario, seed, user_split_none=()):
     from tests.rules.helpers import gen
     run = gen.make_run(scenario, seed)
     t = analyse_frames(gen.curves_frame(run))
+    user = pl.col("metric").is_in(list(user_split_none))
     metrics = t["metrics"].with_columns(
-        pl.when(pl.col("metric").is_in(list(user_split_none))).then(False).otherwise(pl.col("inferred"))
-        .alias("inferred"))
+        pl.when(user).then(False).otherwise(pl.col("inferred")).alias("inferred"),
+        pl.when(user).then(pl.lit("none")).otherwise(pl.col("split")).alias("split"))
     return RunContext(run.name, features=t["features"], segments=t["segments"], spikes=t["spikes"],
                       metrics=metrics, events=t["events"])
 
@@ -101,10 +102,12 @@ def _ctx_with_inferred_roles(scenario, seed, user_split_none=()):
 def test_fires__hf_loss_pairs_with_eval_loss_by_name_alone():
     """HF logs the train loss as plain ``loss``: with no role table, the pair still forms
     (engine.infer.train_by_partner) and OVERFITTING fires on it."""
+    from engine.infer import infer
     from engine.rules import run_rules
     from engine.rules._cross import train_val_pairs
     ctx = _ctx_with_inferred_roles("overfitting", 0)
-    assert ctx.role("loss")["split"] == "none"  # name-by-name inference alone
+    assert infer("loss").split == "none"  # name by name, plain `loss` has no split...
+    assert ctx.role("loss")["split"] == "train"  # ...across the run (infer_run) it is train
     assert ("loss", "eval_loss") in {(p.train, p.val) for p in train_val_pairs(ctx)}
     assert any(f.code == "OVERFITTING" and {"loss", "eval_loss"} <= set(f.metrics) for f in run_rules(ctx))
 
