@@ -14,6 +14,7 @@ strictly.
 from __future__ import annotations
 
 import functools
+import json
 
 import pytest
 
@@ -147,10 +148,10 @@ def test_leukemia_densenet_overfits(real_dir):
 
 def test_qlora_diverges_to_ln_32000(real_dir):
     rows = only_run(findings(real_dir, "hf_trainer_state/qlora-fine-tune-poludmik/trainer_state.json"))
-    assert alarms(rows)
-    if not of(rows, "DIVERGENCE"):
-        pytest.xfail(f"DIVERGENCE (per-objective rule) does not fire; got {[(r['code'], r['severity']) for r in rows]}")
-    assert of(rows, "DIVERGENCE")[0]["step_start"] <= 2
+    div = of(rows, "DIVERGENCE")
+    assert div, [(r["code"], r["severity"]) for r in rows]
+    ev = json.loads(div[0]["evidence"])
+    assert div[0]["severity"] == "critical" and div[0]["step_start"] <= 2 and ev["flat_at_ln"] == 32000
 
 
 def test_nanogpt_nan_at_iter_425(real_dir):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, group_by_objective, noise_of, sign
+from engine.rules.common import curves, finite_points, group_by_objective, noise_of
 
 
 @rule(code="DIVERGENCE", summary="The training loss rose far above its best value and did not come back.")
@@ -20,6 +20,10 @@ def divergence(ctx: RunContext, th: Thresholds) -> list[Finding]:
     recovering means the optimisation left the basin it was in (too high a learning
     rate, a numeric blow-up, corrupted state); a flat end at ln(V) means the model now
     predicts the uniform distribution: it has forgotten everything.
+    Short curves (short_min_points to min_points finite points, too few to smooth or to
+    estimate noise) need stronger evidence: the end at least short_min_rise_rel above
+    the raw best and a collapse there (a constant tail, or the end at ln(k)); a healthy
+    short curve falls or wanders and never passes both.
     Advice: restart from the checkpoint at or before the best step with a lower peak
     learning rate, longer warmup, tighter gradient clipping or a lower Adam beta2;
     check the data around the onset.
@@ -28,10 +32,15 @@ def divergence(ctx: RunContext, th: Thresholds) -> list[Finding]:
     Validation losses are only listed with a diverging training loss, never alone (a
     rising validation loss alone is OVERFITTING).
     """
-    cand = curves(ctx, splits=("train", "none"), min_points=th.min_points)
-    hits = []
-    for m in cand:
+    hits, short = [], {}
+    for m in curves(ctx, splits=("train", "none"), min_points=th.short_min_points):
         best, final = ctx.x(m, "best_value"), ctx.x(m, "final_value")
+        if finite_points(ctx, m) < th.min_points:
+            ev = _short_collapse(ctx, m, th)
+            if ev is not None:
+                short[m] = ev
+                hits.append(m)
+            continue
         rise_rel = ctx.x(m, "since_best_rel")
         rise_noise = ctx.x(m, "since_best_noise")
         if not (math.isfinite(rise_rel) and math.isfinite(best)):
@@ -47,13 +56,13 @@ def divergence(ctx: RunContext, th: Thresholds) -> list[Finding]:
         rise_rel, rise_noise = ctx.x(m, "since_best_rel"), ctx.x(m, "since_best_noise")
         onset = f.get("best_step")
         end = f.get("final_step")
-        # a flat end at ln(V): uniform predictions
-        flat_ln = None
         noise_tail = ctx.x(m, "noise_tail")
-        for k in th.uniform_counts:
-            if abs(final - math.log(k)) <= th.uniform_tol_rel * math.log(k):
-                flat_ln = k
-                break
+        if m in short:  # too few points to smooth: the raw best and the rise from it
+            best, onset, rise_rel = short[m]["best"], short[m]["best_step"], short[m]["rise_rel"]
+            nz = noise_of(ctx, m)
+            rise_noise = (final - best) / nz if nz > 0 else math.inf
+        # a flat end at ln(V): uniform predictions
+        flat_ln = _uniform_count(final, th)
         # held-out curves of the same objective that rose too are listed with it
         vals = [v for v in curves(ctx, splits=("val", "test")) if ctx.role(v)["objective"] == obj
                 and ctx.x(v, "since_best_rel") >= th.min_rise_rel]
@@ -66,8 +75,44 @@ def divergence(ctx: RunContext, th: Thresholds) -> list[Finding]:
         ev = dict(metric=m, best_value=best, best_step=onset, final_value=final, final_step=end,
                   since_best_rel=rise_rel, since_best_noise=rise_noise, noise=noise_of(ctx, m),
                   noise_tail=noise_tail, flat_at_ln=flat_ln, also=ms[1:] + vals,
-                  min_rise_rel=th.min_rise_rel, min_rise_noise=th.min_rise_noise)
+                  min_rise_rel=th.min_rise_rel, min_rise_noise=th.min_rise_noise,
+                  short_curve=short.get(m))
         advice = (f"Restart from the checkpoint nearest step {fmt_step(onset)} with a lower learning rate, a longer "
                   "warmup or tighter gradient clipping (or Adam beta2 0.95); inspect the data around the onset.")
         out.append(ctx.finding("DIVERGENCE", "critical", conf, ms + vals, onset, end, msg, ev, advice))
     return out
+
+
+def _uniform_count(final: float, th: Thresholds):
+    """The first class/vocabulary count k with ``final`` within uniform_tol_rel of ln(k), else None."""
+    if not math.isfinite(final):
+        return None
+    for k in th.uniform_counts:
+        if abs(final - math.log(k)) <= th.uniform_tol_rel * math.log(k):
+            return k
+    return None
+
+
+def _short_collapse(ctx: RunContext, m: str, th: Thresholds):
+    """A curve too short to smooth (short_min_points <= n < min_points) diverged when it
+    ended far above its raw best (by short_min_rise_rel of it) and collapsed there: the
+    last points are a constant (tail change and difference noise within short_flat_rel
+    of the level: most steps repeat the value) or
+    the end sits at ln(V) of a class/vocabulary count. A falling or noisy short curve
+    never passes both. Returns the evidence (raw best, its step, the rise) or None."""
+    best = ctx.x(m, "best_value_raw")
+    final = ctx.x(m, "final_value")
+    if not (math.isfinite(best) and math.isfinite(final)) or best <= 0:
+        return None
+    rise_rel = (final - best) / abs(best)
+    if rise_rel < th.short_min_rise_rel:
+        return None
+    tail, noise = ctx.x(m, "tail_change"), ctx.x(m, "noise")
+    # a constant: the tail does not move and most steps repeat the value (difference noise ~ 0)
+    flat = (math.isfinite(tail) and abs(tail) <= th.short_flat_rel * abs(final)
+            and math.isfinite(noise) and noise <= th.short_flat_rel * abs(final))
+    flat_ln = _uniform_count(final, th)
+    if not (flat or flat_ln):
+        return None
+    return dict(best=best, best_step=ctx.feature(m)["extra"].get("best_step_raw"), rise_rel=rise_rel,
+                flat_tail=flat, n_points=finite_points(ctx, m))

@@ -7,7 +7,9 @@ generator's tolerance); a quiet__ test checks it stays quiet where it must.
 """
 
 import json
+import math
 
+import numpy as np
 import pytest
 
 from data import generate as gen
@@ -65,6 +67,59 @@ def test_fires__divergence_climb_or_flat_ln_vocab(seed):
 def test_quiet__divergence_on_overfitting_val_loss_rise():
     for seed in (1000, 1001, 1002):
         _assert_quiet("DIVERGENCE", "overfitting", seed)
+
+
+def _diagnose_curve(steps, values, metric="loss", split="train"):
+    """Findings of one hand-built loss curve (roles given, not inferred)."""
+    import polars as pl
+    from engine.diagnose import analyse_frames
+    from engine.rules import run_rules
+    from engine.rules.base import RunContext
+    curves = pl.DataFrame({"run": ["r"] * len(steps), "metric": [metric] * len(steps), "step": list(steps),
+                           "value": [float(v) for v in values]},
+                          schema={"run": pl.String, "metric": pl.String, "step": pl.Int64, "value": pl.Float64})
+    roles = pl.DataFrame([dict(run="r", metric=metric, split=split, kind="loss", objective="main", role="",
+                               direction="min", inferred=False)],
+                         schema={"run": pl.String, "metric": pl.String, "split": pl.String, "kind": pl.String,
+                                 "objective": pl.String, "role": pl.String, "direction": pl.String,
+                                 "inferred": pl.Boolean})
+    t = analyse_frames(curves, roles)
+    ctx = RunContext("r", **{k: t[k] for k in ("features", "segments", "spikes", "metrics", "events")})
+    return run_rules(ctx)
+
+
+@pytest.mark.parametrize("vocab,n", [(50257, 8), (128256, 12), (32000, 6)])
+def test_fires__divergence_short_curve_collapsed_to_ln_vocab(vocab, n):
+    """A few logged steps: a blow-up, then the loss is exactly ln(V) (uniform predictions)."""
+    rng = np.random.default_rng(vocab)
+    lnv = math.log(vocab)
+    vals = [2.1 + 0.05 * rng.standard_normal(), 1.4 * lnv, 1.2 * lnv] + [lnv] * (n - 3)
+    got = [f for f in _diagnose_curve(range(10, 10 * n + 1, 10), vals) if f.code == "DIVERGENCE"]
+    assert len(got) == 1 and got[0].severity == "critical", [f.message for f in got]
+    assert got[0].evidence["flat_at_ln"] == vocab and got[0].step_start == 10 and got[0].step_end == 10 * n
+
+
+def test_fires__divergence_short_curve_collapsed_to_a_constant_off_ln_vocab():
+    """A blow-up to a constant that is no ln(V) (e.g. a label-smoothed or masked loss): the flat tail suffices."""
+    vals = [0.9, 0.8, 7.5, 6.2] + [5.731] * 6
+    got = [f for f in _diagnose_curve(range(1, 11), vals) if f.code == "DIVERGENCE"]
+    assert len(got) == 1 and got[0].evidence["flat_at_ln"] is None and got[0].step_start == 2
+
+
+@pytest.mark.parametrize("vals", [
+    [1.10, 0.83, 0.54, 0.33, 0.22, 0.19, 0.18, 0.17],  # a short fine-tune falling
+    [0.71, 0.69, 0.67, 0.72, 0.68, 0.69, 0.66, 0.65, 0.68, 0.66],  # a classifier near ln(2): no rise
+    [0.5, 0.9, 1.3, 1.1, 1.4, 1.2, 1.5, 1.3],  # rising but still moving: not a collapse (too little evidence)
+    [0.8, 1.0, 1.2, 1.1],  # too short to judge
+])
+def test_quiet__divergence_short_healthy_or_inconclusive_curves(vals):
+    got = [f for f in _diagnose_curve(range(1, len(vals) + 1), vals) if f.code == "DIVERGENCE"]
+    assert not got, [f.message for f in got]
+
+
+def test_quiet__divergence_on_healthy_short_runs():
+    for seed in (1000, 1001, 1002, 1003):
+        _assert_quiet("DIVERGENCE", "healthy_short", seed)
 
 
 # ---------------------------------------------------------------- LOSS_SPIKE
