@@ -87,6 +87,7 @@ FORMAT = "text_log"
 TEXT_EXTS = {".log", ".txt", ".out"}
 SNIFF_BYTES = 1 << 20
 SNIFF_MIN_LINES = 3
+SNIFF_MIN_BLOCKS = 2
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _NONFINITE = {"nan": math.nan, "+nan": math.nan, "-nan": math.nan, "inf": math.inf, "+inf": math.inf,
@@ -106,6 +107,13 @@ DICT_PAIR = re.compile(r"'([^']+)':\s*([^,}]+)")
 STEPLESS = re.compile(r"^\s*(validation loss|val loss|HellaSwag accuracy)\s*:\s*(?:\d+\s*/\s*\d+\s*=\s*)?(\S+)\s*$",
                       re.IGNORECASE)
 _WS = re.compile(r"\s+")
+# block rule (see the module docstring): a header alone on its line after an optional log
+# prefix, then "Name: value" lines
+BLOCK_HEADER = re.compile(r"(?im)(?<!\w)(epoch|step|iteration|iter)[^\S\n]+(\d+)(?:[^\S\n]*/[^\S\n]*\d+)?"
+                          r"(?:[^\S\n]+[A-Za-z]+)?[^\S\n]*:[^\S\n]*$")
+BLOCK_LINE = re.compile(r"^[^\S\n]*([A-Za-z][\w/.\-() ]*?)[^\S\n]*:[^\S\n]*(\S+)[^\S\n]*$")
+_HEADER_WORD = re.compile(r"(?i)^(?:epoch|step|iteration|iter)\s+\d")
+_DIGIT = re.compile(r"\d")
 # Terse names of known trainers -> names engine/infer.py reads (see the module docstring).
 ALIASES = {
     "colon": {"trl": "train_loss", "tel": "val_loss"},
@@ -207,6 +215,56 @@ def _parse_line(line: str, user):
     return None
 
 
+def _blocks(text: str):
+    """Block lines of a text whose line breaks are all "\\n": ({offset of a metric line: (step,
+    name, token)}, {header words of the blocks, lower case}, number of blocks with a metric line).
+
+    A header (``Epoch 3 complete:``, ``Epoch 3:``, ``Step 200:``) is preceded on its line by
+    nothing or by a prefix ending in whitespace (``2025-08-28 21:17:26,780 - INFO - ``). The
+    block is the run of following lines that carry a prefix of the same shape (the header's,
+    digits being any digits) or, after a bare header, are indented, and then read
+    ``Name: value`` with a number (NaN/Inf spellings included) or a number with a unit as
+    value. It ends at the first other line (the next header included)."""
+    out: dict[int, tuple] = {}
+    words: set[str] = set()
+    n_blocks = 0
+    n = len(text)
+    for m in BLOCK_HEADER.finditer(text):
+        start = text.rfind("\n", 0, m.start()) + 1
+        prefix = text[start:m.start()]
+        if prefix and not prefix[-1].isspace():
+            continue
+        step = int(m.group(2))
+        if step > MAX_STEP:
+            continue
+        shape = _DIGIT.sub("0", prefix)
+        pos, got = m.end(), 0
+        while pos < n:
+            pos += 1  # past the line break
+            end = text.find("\n", pos)
+            if end < 0:
+                end = n
+            line = text[pos:end]
+            if prefix:
+                if _DIGIT.sub("0", line[:len(prefix)]) != shape:
+                    break
+                rest = line[len(prefix):]
+            elif line[:1].isspace():
+                rest = line
+            else:
+                break
+            b = BLOCK_LINE.match(rest)
+            if b is None or _HEADER_WORD.match(b.group(1)) or _value(b.group(2)) == "text":
+                break
+            out[pos] = (step, b.group(1), b.group(2))
+            got += 1
+            pos = end
+        if got:
+            n_blocks += 1
+            words.add(m.group(1).lower())
+    return out, words, n_blocks
+
+
 def sniff(path: Path) -> bool:
     path = Path(path)
     if not path.is_file() or path.suffix.lower() not in TEXT_EXTS:
@@ -225,7 +283,11 @@ def sniff(path: Path) -> bool:
             hits += 1
             if hits >= SNIFF_MIN_LINES:
                 return True
-    return False
+    text = head.decode("utf-8", "replace")
+    if not BLOCK_HEADER.search(text):
+        return False
+    text = _LINE_BREAKS_RE.sub("\n", text.replace("\r\n", "\n"))
+    return _blocks(text)[2] >= SNIFF_MIN_BLOCKS
 
 
 # ---- the reader ----------------------------------------------------------------------
@@ -271,13 +333,15 @@ _FAST_UNIT = (r"^(?:[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|na
 
 # profiles as codes; what each does: 0 a step line, 1 step-less, 2 a train-summary dict,
 # 3 nothing (a line that looked like a profile but holds no pair)
-_PROFILES = ("user", "colon", "colon", "nanogpt", "pipe", "columns", "dict", "dict", "stepless", "none")
-_P_USER, _P_COLON, _P_LLMC, _P_NANOGPT, _P_PIPE, _P_COLUMNS, _P_DICT, _P_SUMMARY, _P_STEPLESS, _P_NONE = range(10)
+_PROFILES = ("user", "colon", "colon", "nanogpt", "pipe", "columns", "dict", "dict", "stepless", "none", "block")
+(_P_USER, _P_COLON, _P_LLMC, _P_NANOGPT, _P_PIPE, _P_COLUMNS, _P_DICT, _P_SUMMARY, _P_STEPLESS, _P_NONE,
+ _P_BLOCK) = range(11)
 _P_CODE = {"user": _P_USER, "colon": _P_COLON, "colon_llmc": _P_LLMC, "nanogpt": _P_NANOGPT,
            "pipe": _P_PIPE, "columns": _P_COLUMNS, "stepless": _P_STEPLESS}
-_P_TYPE = np.array([0, 0, 0, 0, 0, 0, 0, 2, 1, 3], dtype=np.int8)
-_ALIAS_TABLES = ({}, ALIASES["colon"], ALIASES["colon_llmc"], ALIASES["columns"])
-_P_ALIAS = np.array([0, 1, 2, 0, 0, 3, 0, 0, 0, 0], dtype=np.int64)
+_P_TYPE = np.array([0, 0, 0, 0, 0, 0, 0, 2, 1, 3, 0], dtype=np.int8)
+_LOWER: dict = {}  # alias table of block lines: the stored name is the lower-cased logged name
+_ALIAS_TABLES = ({}, ALIASES["colon"], ALIASES["colon_llmc"], ALIASES["columns"], _LOWER)
+_P_ALIAS = np.array([0, 1, 2, 0, 0, 3, 0, 0, 0, 0, 4], dtype=np.int64)
 MAX_STEP = 2**63 - 1
 
 
@@ -562,8 +626,9 @@ class _Lines:
         rec, keys, toks = _merge(parts)
         self.tok_rec, self.keys, self.tokens = rec, _plain(keys), _plain(toks)
 
-    def scan_lines(self, user):
-        """Line by line, for user patterns (tried first on every line)."""
+    def scan_lines(self, user, blocks=None):
+        """Line by line, for user patterns (tried first on every line) and for texts with
+        block lines (``blocks``: ``_blocks(text)[0]``; tried after the user patterns)."""
         text = self.text
         lines = text.split("\n") if text else []
         if text.endswith("\n"):
@@ -571,6 +636,16 @@ class _Lines:
         pos = 0
         positions, prof, steps, recs, ks, ts = [], [], [], [], [], []
         for line in lines:
+            b = blocks.get(pos) if blocks else None
+            if b is not None and not any(rx.search(line) for rx, _, _ in user):
+                recs.append(len(prof))
+                positions.append(pos)
+                prof.append(_P_BLOCK)
+                steps.append(b[0])
+                ks.append(b[1])
+                ts.append(b[2])
+                pos += len(line) + 1
+                continue
             r = _parse_line(line, user)
             if r is not None:
                 if r[0] not in ("dict", "stepless"):
@@ -607,8 +682,9 @@ def read(path: Path, *, run: str | None = None, options: IngestOptions = IngestO
 
     # ---- stage 1: metric lines ----------------------------------------------------------
     lines = _Lines(path, text)
-    if user:
-        lines.scan_lines(user)
+    blocks, block_words, _ = _blocks(text)
+    if user or blocks:
+        lines.scan_lines(user, blocks)
     else:
         lines.scan_builtin()
     prof, rec_step, tok_rec = lines.prof, lines.step, lines.tok_rec
@@ -630,9 +706,15 @@ def read(path: Path, *, run: str | None = None, options: IngestOptions = IngestO
     for j, c in enumerate(uniq.tolist()):
         logged = _name(kdict[c // len(_ALIAS_TABLES)])
         table = _ALIAS_TABLES[c % len(_ALIAS_TABLES)]
-        stored = table.get(logged, logged)
-        if logged in table:
-            renamed.append((int(first_at[j]), j, stored, logged))
+        if table is _LOWER:  # block lines: lower case, the raw name (spaces and all) recorded
+            raw_name = kdict[c // len(_ALIAS_TABLES)].strip()
+            stored = logged.lower()
+            if stored != raw_name:
+                renamed.append((int(first_at[j]), j, stored, raw_name))
+        else:
+            stored = table.get(logged, logged)
+            if logged in table:
+                renamed.append((int(first_at[j]), j, stored, logged))
         combo_name[j] = name_code.setdefault(stored, len(names))
         if combo_name[j] == len(names):
             names.append(stored)
@@ -704,6 +786,9 @@ def read(path: Path, *, run: str | None = None, options: IngestOptions = IngestO
         info["metric_aliases"] = aliases
     if len(run_names) > 1:
         info["segments_in_file"] = len(run_names)
+    if block_words == {"epoch"} and np.any(floats_per_rec[prof == _P_BLOCK] > 0):
+        other_steps = np.any((rtype == 0) & (prof != _P_BLOCK) & (floats_per_rec > 0))
+        info["block_step_unit" if other_steps else "step_unit"] = "epoch"
     attrs = {r: dict(info) for r in run_names}
 
     n = len(pidx)

@@ -147,7 +147,6 @@ def test_hf_stdout_dicts(real_dir):
 
 def test_sniff_rejects_logs_without_metric_lines(real_dir, tmp_path):
     assert not text.sniff(real_dir / "text_logs/gpt2-124m-shakespeare-memorize/train.log")  # a TSV: table.py
-    assert not text.sniff(real_dir / "rlhf/toy-ppo-rlhf-systems-kit/runs/run_20250828_211717/logs/train.log")
     assert not text.sniff(real_dir / "wandb/lion-imdb-verysimpletransformer/wandb/run-20230329_045808-2brlp5wd/files/output.log")
     assert not text.sniff(real_dir / "plain_csv/core-collapse-leukemia-cnns/training_metrics.csv")
     p = tmp_path / "notes.txt"
@@ -284,3 +283,67 @@ def test_trainer_abbreviations_are_expanded_and_recorded(real_dir, tmp_path):
     assert df.select("metric", "step", "value").rows() == [
         ("val_loss", 0, 11.0), ("train_loss", 0, 11.0), ("lr", 0, 0.0006), ("norm", 0, 1.5),
         ("hellaswag_acc", 0, 0.25), ("eval", 1, 0.5), ("val", 1, 2.0), ("val", 2, 3.0), ("train", 2, 2.5)]
+
+
+# ---- block headers ---------------------------------------------------------------------
+
+TOY_PPO = "rlhf/toy-ppo-rlhf-systems-kit/runs/run_20250828_211717/logs/train.log"
+
+
+def test_toy_ppo_epoch_blocks(real_dir):
+    import numpy as np
+
+    from engine.ingest import read_source
+
+    path = real_dir / TOY_PPO
+    assert text.sniff(path)
+    p = text.read(path)
+    df = frame(p)
+    assert df.height == 15 and p.runs == ["run_20250828_211717"]
+    for m in ("avg_reward", "avg_kl", "avg_loss"):
+        assert curve(df, m)["step"].to_list() == [1, 2, 3, 4, 5]
+        assert curve(df, m)["value"].to_list() == [0.0] * 5
+    # "-0.0000" is kept as -0.0 (a value 0, sign preserved)
+    kl = p.table.column("value").to_numpy()[np.array(p.table.column("metric").to_pylist()) == "avg_kl"]
+    assert np.signbit(kl).tolist() == [True, False, False, True, False]
+    a = p.attributes[p.runs[0]]
+    assert a["step_unit"] == "epoch" and a["line_profiles"] == {"block": 15}
+    assert a["metric_aliases"] == {"avg_reward": "Avg Reward", "avg_kl": "Avg KL", "avg_loss": "Avg Loss"}
+    got = read_source(path)
+    got = got[0] if isinstance(got, list) else got
+    assert got.format == "text_log" and got.table.num_rows == 15
+
+
+def test_block_headers_synthetic(tmp_path):
+    f = tmp_path / "eval.log"
+    # bare headers take indented lines; a unit value is skipped, a non-metric line ends the block
+    f.write_text("Step 100:\n  Train Loss: 2.5\n  val acc: nan\n  time: 12ms\nnotes: 3\n"
+                 "Step 200:\n  Train Loss: 2.0\n  val acc: 0.5\n  comment: fine\n  Train Loss: 9\n")
+    assert text.sniff(f)
+    p = text.read(f)
+    df = frame(p)
+    assert df.select("metric", "step").rows() == [("train_loss", 100), ("val_acc", 100), ("train_loss", 200),
+                                                  ("val_acc", 200)]
+    v = df["value"].to_list()
+    assert v[0] == 2.5 and math.isnan(v[1]) and v[2:] == [2.0, 0.5]
+    a = p.attributes[p.runs[0]]
+    assert "step_unit" not in a and a["ingest_skipped"] == {"values_with_unit": {"time": 1}}
+    # unindented lines after a bare header, and a prefix of another shape, are no block lines
+    f.write_text("Epoch 1:\nloss: 1.0\nEpoch 2:\nloss: 0.5\n"
+                 "12:00:01 INFO Epoch 3:\n12:00:01 WARN   loss: 0.2\n12:00:02 INFO Epoch 4:\nINFO loss: 0.1\n")
+    assert not text.sniff(f)
+    with pytest.raises(IngestError, match="no metric line found"):
+        text.read(f)
+
+
+def test_headers_without_metric_lines_are_not_claimed(tmp_path):
+    f = tmp_path / "train.log"
+    f.write_text("".join(f"2024-01-01 10:00:0{e},000 - INFO - Epoch {e} complete:\n"
+                         f"2024-01-01 10:00:0{e},001 - INFO - Saved checkpoint: ckpt_{e}.pt\n" for e in range(1, 6)))
+    assert not text.sniff(f)
+    # one block is not enough for sniff (read still takes it when asked)
+    f.write_text("x - INFO - Epoch 1 complete:\nx - INFO -   Avg Loss: 0.5\nx - INFO - Epoch 2 complete:\n")
+    assert not text.sniff(f)
+    p = text.read(f)
+    assert frame(p).select("metric", "step", "value").rows() == [("avg_loss", 1, 0.5)]
+    assert p.attributes[p.runs[0]]["step_unit"] == "epoch"
