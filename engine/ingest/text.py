@@ -29,6 +29,18 @@ skipped, so a log may start with a whole Python script, a banner or model sample
   step they belong to, so they take the step of the next step-bearing line (the last
   step seen when none follows).
 
+- ``block`` (Python ``logging`` summaries): a header alone on its line, ``Epoch 3
+  complete:`` / ``Epoch 3:`` / ``Step 200:`` (epoch|step|iteration|iter, a number, an
+  optional ``/total`` and one optional word, a trailing colon), after nothing or a log
+  prefix ending in whitespace (``2025-08-28 21:17:26,780 - INFO - ``), sets the step of
+  the following ``Name With Spaces: value`` lines: indented after a bare header, or
+  carrying a prefix of the header's shape (same text, any digits). The block ends at the
+  first other line (the next header, a non-number value, another prefix). Names are lower
+  case with ``_`` for spaces (``Avg Reward`` -> ``avg_reward``, the raw name kept in
+  ``metric_aliases``). When every block header says ``Epoch``, the run attributes say
+  ``step_unit: epoch`` (``block_step_unit`` when other step lines share the file). Tried
+  after user patterns and before the other profiles; sniff wants 2 blocks.
+
 Names: as logged, with runs of whitespace replaced by ``_`` (``train loss`` ->
 ``train_loss``, ``lm loss`` -> ``lm_loss``), except the terse names of known trainers,
 which engine/infer.py could not read (it would call them kind ``other`` and the run
