@@ -64,9 +64,14 @@ def same(a, b):
     assert a.runs == b.runs and a.format == b.format and a.content_hash == b.content_hash
 
 
+EPOCH_BLOCK_LOG = "rlhf/toy-ppo-rlhf-systems-kit/runs/run_20250828_211717/logs/train.log"
+
+
 def test_pins_cover_every_real_text_log(real_dir):
     found = sorted(str(f.relative_to(real_dir)) for f in real_dir.rglob("*") if f.is_file() and text.sniff(f))
-    assert found == sorted(PINS)
+    # The epoch-block log came after the pins (block rule; the slow twin predates it):
+    # it is checked by test_text.py::test_toy_ppo_epoch_blocks instead.
+    assert found == sorted(set(PINS) | {EPOCH_BLOCK_LOG})
     assert sum(p["rows"] for p in PINS.values()) == 293_429
 
 
