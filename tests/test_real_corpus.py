@@ -212,6 +212,21 @@ def test_modded_nanogpt_records_are_healthy(real_dir, rel):
 
 
 @pytest.mark.parametrize("rel", [
+    MODDED[0], MODDED[1], MODDED[5], MODDED[6],  # data-order spikes at steps 919/947/1760/3194 and the like
+    "hf_trainer_state/baize-tcm-llm-sft/trainer_state.json",
+    "hf_trainer_state/geollm-ptuning-memorize/trainer_state.json",
+    "text_logs/build-nanogpt-agndm/log_2.5_epoch_full/log.txt",
+    "hf_trainer_state/whisper-large-v2-japanese/trainer_state.json",  # memorised loss logged as 0.0001/0.0002
+])
+def test_fast_recovering_single_step_spikes_are_not_alarms(real_dir, rel):
+    """Single-step spikes that are back within a step or two and rare are normal in LLM
+    training: LOSS_SPIKE reports them as info (or not at all on a quantised curve)."""
+    rows = findings(real_dir, rel)
+    bad = [(r["step_start"], r["severity"]) for r in of(rows, "LOSS_SPIKE") if r["severity"] in ALARM]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("rel", [
     "hf_trainer_state/metamath-sft/trainer_state.json",  # noisy, no trend worth reporting
     "hf_trainer_state/spam-detection-distilbert/checkpoint-500/trainer_state.json",
     "text_logs/build-nanogpt-agndm/log_half_dataset/log.txt",

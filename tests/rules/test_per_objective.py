@@ -130,6 +130,82 @@ def test_fires__loss_spike_each_labelled_spike_with_recovery(seed):
     assert all(f.evidence["recovery_class"] in ("fast", "slow", "never") for f in got)
 
 
+@pytest.mark.parametrize("seed", [1000, 1001, 1002, 1003, 1004, 1005])
+def test_fires__loss_spike_severity_follows_the_recovery_class(seed):
+    """Labelled slow spikes give warnings; the generator's isolated fast spikes (1-4 per run) are info."""
+    run, got = _found("LOSS_SPIKE", "loss_spike", seed)
+    for lab in (e for e in run.expected if e["code"] == "LOSS_SPIKE"):
+        hit = [f for f in got if matches(f, lab)]
+        assert hit, lab
+        if lab["recovery_class"] == "slow":
+            assert any(f.severity == "warning" for f in hit), [(f.severity, f.message) for f in hit]
+    for f in got:
+        if f.evidence["recovery_class"] == "fast" and not (f.evidence["recurring"] or f.evidence["growing"]):
+            assert f.severity == "info", f.message
+
+
+def _spiky(n=600, seed=0, spikes=(), shift_at=None):
+    """A decaying loss with 1% noise; spikes: (index, height as a share of the level) lasting one point."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, n + 1, dtype=float)
+    y = 2.5 + 3.0 * np.exp(-t / (0.2 * n))
+    y = y * (1 + 0.01 * rng.standard_normal(n))
+    for i, h in spikes:
+        y[i] *= 1 + h
+    if shift_at is not None:  # a spike to 2x, then the level never comes back and climbs to 3x
+        lvl = y[shift_at - 1]
+        y[shift_at + 1:] = lvl * np.linspace(1.3, 3.0, n - shift_at - 1) * (1 + 0.01 * rng.standard_normal(n - shift_at - 1))
+        y[shift_at] = 2.0 * lvl
+    return t.astype(int) * 10, y
+
+
+def _spike_findings(steps, vals):
+    return [f for f in _diagnose_curve(steps, vals) if f.code == "LOSS_SPIKE"]
+
+
+def test_fires__loss_spike_isolated_fast_spikes_are_info():
+    got = _spike_findings(*_spiky(spikes=[(200, 0.3), (420, 0.25)]))
+    assert {f.step_start for f in got} == {2010, 4210}, [f.message for f in got]
+    assert all(f.severity == "info" and f.evidence["recovery_class"] == "fast" for f in got)
+
+
+def test_fires__loss_spike_fast_spikes_at_a_high_rate_warn():
+    at = list(range(100, 580, 60))  # 8 spikes in 600 points: 1.3% of the points
+    got = _spike_findings(*_spiky(spikes=[(i, 0.3) for i in at]))
+    assert len(got) >= 6 and all(f.severity == "warning" and f.evidence["recurring"] for f in got), \
+        [(f.severity, f.message) for f in got]
+
+
+def test_fires__loss_spike_growing_fast_spikes_warn():
+    got = _spike_findings(*_spiky(spikes=[(150, 0.15), (300, 0.35), (450, 0.8)]))
+    assert len(got) == 3 and all(f.severity == "warning" and f.evidence["growing"] for f in got), \
+        [(f.severity, f.evidence["height_noise"]) for f in got]
+
+
+def test_fires__loss_spike_never_recovered_then_diverged_is_critical():
+    got = _spike_findings(*_spiky(shift_at=400))
+    crit = [f for f in got if f.severity == "critical"]
+    assert crit and crit[0].step_start == 4010 and crit[0].evidence["recovery_class"] == "never", \
+        [(f.severity, f.step_start, f.message) for f in got]
+
+
+def test_quiet__loss_spike_spike_on_the_last_point_is_not_a_warning():
+    steps, vals = _spiky()
+    vals[-1] *= 1.4
+    got = _spike_findings(steps, vals)
+    assert got and all(f.severity == "info" and f.evidence["recovery_class"] == "unjudged" for f in got), \
+        [(f.severity, f.message) for f in got]
+
+
+def test_quiet__loss_spike_quantised_memorised_loss():
+    """A memorised loss logged with 4 decimals: 0.0001/0.0002 flips are the resolution, not spikes."""
+    rng = np.random.default_rng(5)
+    n = 200
+    vals = np.r_[np.linspace(0.3, 0.0003, 40), np.where(rng.random(n - 40) < 0.15, 0.0002, 0.0001)]
+    vals[100] = 0.0003
+    assert not _spike_findings(np.arange(1, n + 1) * 25, vals)
+
+
 def test_quiet__loss_spike_on_healthy_noisy_pretrain():
     for seed in (1000, 1001, 1002):
         _assert_quiet("LOSS_SPIKE", "healthy_noisy_pretrain", seed)
