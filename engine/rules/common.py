@@ -161,3 +161,28 @@ def stall_onset(ctx: RunContext, m: str, segs: list[dict], i: int, within_noise:
             break
         j -= 1
     return j
+
+
+def floor_start(ctx: RunContext, m: str, rel: float):
+    """Step where the curve came within ``rel`` of its best value (the floor), from the
+    steps where it had gained 90% and 99% of its total improvement: an exponential
+    approach through those two points (rate ln 10 / (step_99pct - step_90pct), excess
+    1% of the improvement at step_99pct) reaches rel * |best| at
+    step_99pct + ln(0.01 * improvement / (rel * |best|)) / rate. Clamped to the curve's
+    steps. step_near_best (within noise of the best: wider than rel on noisy curves,
+    so early) when the two steps are missing or not increasing."""
+    f = ctx.feature(m)
+    ex = f["extra"]
+    near = ex.get("step_near_best")
+    t90, t99 = f.get("step_90pct"), ex.get("step_99pct")
+    total, best = total_improvement(ctx, m), ctx.x(m, "best_value")
+    if t90 is None or t99 is None or t99 <= t90 or not (total > 0) or not (math.isfinite(best) and best != 0):
+        return near
+    rate = math.log(10.0) / (t99 - t90)
+    t = t99 + math.log(0.01 * total / (rel * abs(best))) / rate
+    lo, hi = f.get("step_first"), f.get("final_step")
+    if lo is not None:
+        t = max(t, lo)
+    if hi is not None:
+        t = min(t, hi)
+    return int(round(t))

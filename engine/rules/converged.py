@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, fitted_gain, group_by_objective, sign, span, tail_progress
+from engine.rules.common import curves, fitted_gain, floor_start, group_by_objective, sign, span, tail_progress
 
 
 def converged_state(ctx: RunContext, m: str, th: Thresholds) -> dict | None:
@@ -67,7 +67,9 @@ def converged(ctx: RunContext, th: Thresholds) -> list[Finding]:
         if not states:
             continue
         lead = states[0]
-        start = lead["step_near_best"]
+        # where the floor starts: within floor_rel of the best (the near-best step is within
+        # noise of it, wider than floor_rel on a noisy curve and so placed early)
+        start = floor_start(ctx, lead["metric"], th.floor_rel) if th.floor_rel > 0 else lead["step_near_best"]
         conf = logistic(th.conf_slope * (th.max_tail_share - lead["tail_share"]) / th.max_tail_share + th.conf_bias)
         gain = lead["expected_gain_rel"]
         msg = (f"{lead['metric']} has converged: it reached {fmt(lead['best_value'])} around step {fmt_step(start)} "

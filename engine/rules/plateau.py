@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, practically_flat, span, stall_onset
+from engine.rules.common import curves, noise_of, oriented_kind, practically_flat, span, stall_onset
 
 
 def _lr_state(ctx: RunContext, m: str, th: Thresholds) -> str:
@@ -19,6 +19,18 @@ def _lr_state(ctx: RunContext, m: str, th: Thresholds) -> str:
     return "unknown"
 
 
+def _wander(ctx: RunContext, m: str, g: dict, after: dict, within_noise: float) -> bool:
+    """A worsening segment ``g`` whose level is within ``within_noise`` noise levels of the
+    level of the next segment ``after`` (already part of the stall): on a flat stretch AR
+    noise wanders, and the segmentation cuts the wander into significant "ascents" whose
+    fitted lines move more than the noise while their levels stay on the stall's."""
+    if within_noise <= 0 or oriented_kind(ctx, m, g["kind"]) != "worsening":
+        return False
+    noise = noise_of(ctx, m)
+    return (math.isfinite(noise) and g.get("level") is not None and after.get("level") is not None
+            and abs(g["level"] - after["level"]) <= within_noise * noise)
+
+
 @rule(code="PLATEAU", summary="The loss has been flat for a long stretch up to the end of the run (not learning).")
 def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
     """
@@ -30,7 +42,10 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
     starts within onset_within_noise noise levels of the plateau level (the
     segmentation often splits the first, noise-dominated part of a stall off as a
     statistically significant but practically empty slope). A trailing segment whose
-    fitted line moves by at most flat_within_noise noise levels counts as flat too.
+    fitted line moves by at most flat_within_noise noise levels counts as flat too, and
+    so does a worsening segment before it whose level is within wander_within_noise noise
+    levels of the next one's (AR noise wandering on the stall, cut into "ascents"). The
+    walk stops at a level shift of at least shift_min_spread raw spreads.
     Why: a loss flat within its noise for a large share of the run means the optimizer
     makes no progress: learning rate too low or decayed to nothing, a dead or saturated
     network, labels the model cannot use, or a bug feeding the same batch.
@@ -49,12 +64,16 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
         segs = ctx.segments_of(m)
         if not segs or not practically_flat(ctx, m, segs[-1], th.flat_within_noise):
             continue
-        shift_steps = {s["step"] for s in (ctx.feature(m)["extra"].get("shifts") or [])}
+        # level shifts cut the stall; those under shift_min_spread raw spreads (below what
+        # REGIME_SHIFT reports: AR wander on the stall) do not
+        shift_steps = {s["step"] for s in (ctx.feature(m)["extra"].get("shifts") or [])
+                       if s.get("delta_spread") is None or abs(s["delta_spread"]) >= th.shift_min_spread}
         # the stall starts at the first of the trailing flat segments, or earlier at a
         # split-off slow descent that already starts within onset_within_noise of its level
         j = len(segs) - 1
-        while j > 0 and practically_flat(ctx, m, segs[j - 1], th.flat_within_noise) \
-                and segs[j]["step_start"] not in shift_steps:
+        while j > 0 and segs[j]["step_start"] not in shift_steps and (
+                practically_flat(ctx, m, segs[j - 1], th.flat_within_noise)
+                or _wander(ctx, m, segs[j - 1], segs[j], th.wander_within_noise)):
             j -= 1
         i = stall_onset(ctx, m, segs, j, th.onset_within_noise, shift_steps)
         start, end = segs[i]["step_start"], segs[-1]["step_end"]
