@@ -409,8 +409,8 @@ def _reward_model(rng, run, *, eval_points=None):
               direction="max", decimals=4)
     run.curve("learning_rate", steps, lr_schedule(total, peak=1e-5, warmup=0, kind="linear", final_frac=0)[steps],
               split="none", kind="lr", objective="reward_model", direction="none", decimals=12)
-    run.params.update(total=total, logging_steps=every, eval_points=int(len(vsteps)))
-    return dict(total=total, steps=steps, vsteps=vsteps)
+    run.params.update(total=total, logging_steps=every, eval_points=int(len(vsteps)), rate_x_total=round(rate * total, 3))
+    return dict(total=total, steps=steps, vsteps=vsteps, rate_x_total=rate * total)
 
 
 def _rlhf(rng, run, *, hacking=None):
@@ -604,8 +604,13 @@ def healthy_sft(rng, name):
 
 def healthy_reward_model(rng, name):
     run = Run(name, "healthy_reward_model", "reward_model", healthy=True)
-    _reward_model(rng, run)
+    b = _reward_model(rng, run)
     run.tolerate("CONVERGED", "STILL_IMPROVING")
+    # a fast decay (rate x total >= 6) leaves < 5% of the improvement after mid-run and
+    # ~0.5% for the last quarter: that curve did converge early (what CONVERGED_EARLY
+    # says, at info severity), so the label must not call it a false alarm
+    if math.exp(-b["rate_x_total"] / 2) < 0.05:
+        run.tolerate("CONVERGED_EARLY")
     return run
 
 

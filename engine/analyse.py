@@ -37,7 +37,9 @@ Decisions (and why):
   boundary, in noise units; those above ``shift_noise`` are listed in extra ``shifts``
   (step, delta, delta_noise, and delta_spread: the jump in units of the robust spread
   of the raw points around the two fitted lines, which includes a slow AR wander that
-  the residual noise around the smoother hides).
+  the residual noise around the smoother hides; and delta_local: the median of the
+  ``local_points`` raw points just after the boundary minus that just before, which a
+  step shows at full size and a slow wander does not).
 - Noise-level changepoint (extra ``noise_change_step``, ``noise_change_ratio``, from 40
   finite points): the one split of log|first differences| with the largest mean change,
   and the ratio of typical |differences| after/before (where a loss starts swinging).
@@ -93,6 +95,7 @@ class AnalysisParams:
     ci_z: float = 1.96  # two-sided 95% interval for the equivalence test
     shift_noise: float = 4.0  # a jump at a breakpoint above this many noise units is a level shift...
     min_shift_points: int = 8  # ...when both sides hold at least this many raw points
+    local_points: int = 5  # raw points each side of a shift whose medians give its delta_local
     spike_window: int = 101
     spike_threshold_z: float = 8.0  # in local noise units (difference-based: below the marginal sd on AR noise)
     baseline_window: int = 41  # centred rolling median the spike search detrends with (points)
@@ -217,14 +220,15 @@ def _hac_line(t: np.ndarray, y: np.ndarray):
     maxlags = max(Newey-West's 4 (n/100)^(2/9), 2 / (1 - rho1)) capped at n/3, rho1 the
     lag-1 autocorrelation of the OLS residuals: training noise is often strongly
     autocorrelated and the textbook lag underestimates the variance then.
-    Returns (slope, slope_se, intercept_at_t_mean, residual_sd, rho1); NaNs when undefined.
+    Returns (slope, slope_se, intercept_at_t_mean, residual_sd, rho1, intercept_se);
+    NaNs when undefined.
     """
     n = t.size
     if n < 3 or np.ptp(t) == 0:
         if n == 2 and np.ptp(t) > 0:
             b = (y[1] - y[0]) / (t[1] - t[0])
-            return float(b), math.nan, float(y.mean()), math.nan, math.nan
-        return math.nan, math.nan, float(y.mean()) if n else math.nan, math.nan, math.nan
+            return float(b), math.nan, float(y.mean()), math.nan, math.nan, math.nan
+        return math.nan, math.nan, float(y.mean()) if n else math.nan, math.nan, math.nan, math.nan
     tc = t - t.mean()
     sxx = float(tc @ tc)
     b = float(tc @ (y - y.mean())) / sxx
@@ -234,7 +238,7 @@ def _hac_line(t: np.ndarray, y: np.ndarray):
     denom = float(resid @ resid)
     rho = float(resid[1:] @ resid[:-1]) / denom if denom > 0 else math.nan
     if rss == 0.0:
-        return b, 0.0, float(y.mean()), 0.0, rho
+        return b, 0.0, float(y.mean()), 0.0, rho, 0.0
     # lazy and narrow: statsmodels.api imports every model (seconds per worker process)
     from statsmodels.regression.linear_model import OLS
 
@@ -245,7 +249,7 @@ def _hac_line(t: np.ndarray, y: np.ndarray):
     res = OLS(y, X).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True})
     scale = np.abs(tc).max() or 1.0
     se = float(res.bse[1]) / scale
-    return b, se, float(y.mean()), rsd, rho
+    return b, se, float(y.mean()), rsd, rho, float(res.bse[0])
 
 
 def _search(s: np.ndarray, t: float) -> int:
@@ -568,10 +572,10 @@ def _segments(s, x, ws, wx, smooth, resid, bounds, p: AnalysisParams, span, fall
     def fit(a, b):
         """Fit working points [a, b): line, SE, residual noise (raw points), step range."""
         t, y = ws[a:b], wx[a:b]
-        slope, se, level, _, _ = _hac_line(t, y)
+        slope, se, level, _, _, level_se = _hac_line(t, y)
         ra, rb = int(bounds[a]), int(bounds[b])  # raw index range
         seg_noise = _robust_sd(resid[ra:rb]) if rb - ra >= 5 else math.nan
-        return dict(a=a, b=b, ra=ra, rb=rb, slope=slope, se=se, level=level, t_mean=float(t.mean()),
+        return dict(a=a, b=b, ra=ra, rb=rb, slope=slope, se=se, level=level, level_se=level_se, t_mean=float(t.mean()),
                     noise=seg_noise, step_start=int(s[ra]), step_end=int(s[rb - 1]))
 
     def classify(seg):
@@ -609,6 +613,33 @@ def _segments(s, x, ws, wx, smooth, resid, bounds, p: AnalysisParams, span, fall
             return math.nan
         return _robust_sd(x[ra:rb] - (seg["level"] + seg["slope"] * (s[ra:rb] - seg["t_mean"])))
 
+    def jump_z(left, right, d):
+        """The jump over its HAC standard error: each line's value at the boundary has
+        variance level_se^2 + (boundary - t_mean)^2 slope_se^2 (the intercept and slope of
+        an OLS line on centred t are uncorrelated), Newey-West for autocorrelated noise."""
+        tb = 0.5 * (ws[left["b"] - 1] + ws[right["a"]])
+        var = 0.0
+        for g in (left, right):
+            if not (math.isfinite(g["level_se"]) and math.isfinite(g["se"])):
+                return None
+            var += g["level_se"] ** 2 + ((tb - g["t_mean"]) * g["se"]) ** 2
+        return float(d / math.sqrt(var)) if var > 0 else None
+
+    def local_jump(left, right):
+        """Median of the first local_points raw points after the boundary minus that of
+        the last ones before it (past one working block each side, where the multi-scale
+        search may have placed the boundary up to a block off). A step in the level shows
+        here at its full size; the slow wander of autocorrelated noise, which two fitted
+        lines can make look like a jump, moves little between neighbouring points."""
+        b = left["rb"]
+        k = max(int(bounds[left["b"]] - bounds[left["b"] - 1]), int(bounds[right["a"] + 1] - bounds[right["a"]]))
+        off = k if k > 1 else 0
+        w = p.local_points
+        lo, hi = x[max(left["ra"], b - off - w):max(left["ra"], b - off)], x[b + off:min(right["rb"], b + off + w)]
+        if lo.size == 0 or hi.size == 0:
+            return None
+        return float(np.median(hi) - np.median(lo))
+
     shifts = []
     for left, right in zip(segs[:-1], segs[1:]):
         d, dz = jump(left, right)
@@ -618,9 +649,11 @@ def _segments(s, x, ws, wx, smooth, resid, bounds, p: AnalysisParams, span, fall
         left["shift_after"] = enough and abs(dz) >= p.shift_noise
         if left["shift_after"]:
             sp = max((v for v in (line_spread(left), line_spread(right)) if math.isfinite(v)), default=math.nan)
-            # delta_spread: the jump in units of the marginal spread around the two lines
+            # delta_spread: the jump in units of the marginal spread around the two lines;
+            # delta_local: the jump seen right at the boundary (see local_jump)
             shifts.append(dict(step=int(s[right["ra"]]), delta=float(d), delta_noise=float(dz),
-                               delta_spread=float(d / sp) if sp and math.isfinite(sp) and sp > 0 else None))
+                               delta_spread=float(d / sp) if sp and math.isfinite(sp) and sp > 0 else None,
+                               delta_local=local_jump(left, right), delta_z=jump_z(left, right, d)))
     # merge neighbours of the same kind not separated by a level shift
     merged = [segs[0]] if segs else []
     for seg in segs[1:]:
@@ -661,7 +694,7 @@ def _tail(ws, wx, p: AnalysisParams, row, extra, noise_resid):
     t, y = ws[-k:], wx[-k:]
     if t.size > 500:  # the tail test on <= 500 block means keeps statsmodels fast
         t, y, _, _ = _blocks(t, y, 500)
-    slope, se, _, _, _ = _hac_line(t, y)
+    slope, se, _, _, _, _ = _hac_line(t, y)
     row["tail_slope"], row["tail_slope_se"] = _nan(slope), _nan(se)
     mk = _trend.mann_kendall(y)
     row["trend_z"], row["trend_p"] = _nan(mk.z), _nan(mk.p)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, noise_of, oriented_kind, practically_flat, span, stall_onset
+from engine.rules.common import (curves, noise_of, oriented_kind, practically_flat, span, stall_onset,
+                                 total_improvement)
 
 
 def _lr_state(ctx: RunContext, m: str, th: Thresholds) -> str:
@@ -31,6 +32,20 @@ def _wander(ctx: RunContext, m: str, g: dict, after: dict, within_noise: float) 
             and abs(g["level"] - after["level"]) <= within_noise * noise)
 
 
+def _sibling_learned(ctx: RunContext, m: str, th: Thresholds) -> bool:
+    """Another loss or accuracy curve of ``m``'s objective (its eval twin, an accuracy)
+    improved by at least sibling_learned_noise of its own noise levels, on at least
+    sibling_min_points finite points: the model is learning, whatever ``m`` shows."""
+    obj = ctx.role(m)["objective"]
+    for m2 in curves(ctx, kinds=("loss", "perplexity", "accuracy"), min_points=th.sibling_min_points):
+        if m2 == m or ctx.role(m2)["objective"] != obj:
+            continue
+        gain, noise = total_improvement(ctx, m2), noise_of(ctx, m2)
+        if math.isfinite(gain) and math.isfinite(noise) and noise > 0 and gain >= th.sibling_learned_noise * noise:
+            return True
+    return False
+
+
 @rule(code="PLATEAU", summary="The loss has been flat for a long stretch up to the end of the run (not learning).")
 def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
     """
@@ -53,6 +68,9 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
     (cosine, step decay) and compare with the power-law expectation; if it starts at
     step 0, check the labels, the loss wiring, the learning rate (too small or zero),
     and frozen parameters.
+    Not "never learned" when another loss or accuracy curve of the objective (the eval
+    twin) improved by sibling_learned_noise of its noise levels: a noisy train loss can
+    hide a small descent that the held-out curves show plainly.
     Known false alarms: a run that converged smoothly to its floor (CONVERGED covers that:
     plateaus shorter than min_len_rel of the run are left to it, and so is a flat end
     after a descent when no lr curve tells the schedule: an epoch classifier that
@@ -86,6 +104,8 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
             continue  # "flat from the start" of a curve that improved: its noise hides a slow descent
         if from_start and any(g["kind"] != "plateau" for g in segs[i:]):
             continue  # "never learned" needs statistically flat segments, not just practically flat ones
+        if from_start and _sibling_learned(ctx, m, th):
+            continue  # the held-out curves of the objective show the model learning: the train noise hides it
         lr = _lr_state(ctx, m, th)
         if lr == "decayed" and not from_start:
             continue  # a flat end under a decayed LR is annealing / convergence, not a stall

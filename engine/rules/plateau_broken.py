@@ -31,6 +31,10 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
     The stall's start moves back over a descent segment whose fitted line starts within
     onset_within_noise noise levels of the plateau level (a split-off, practically
     empty slope at the start of the stall).
+    The slope of the descent must differ from the stall's by min_break_z combined
+    Newey-West standard errors (strongly autocorrelated noise wanders above its trend
+    for a while and comes back: a "stall" and a "break" whose slopes its HAC errors
+    cannot tell apart).
     Known false alarms: the piecewise-linear fit of a smoothly curving loss can call a
     short stretch flat (plateaus shorter than min_len_rel are ignored).
     """
@@ -63,6 +67,14 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
             drop_rel = drop / abs(level) if level else math.nan
             if not (drop_noise >= th.min_drop_noise and drop_rel >= th.min_drop_rel):
                 continue
+            # the break is a change of slope that the autocorrelated noise cannot make:
+            # the two fitted slopes differ by min_break_z combined HAC standard errors
+            if a.get("slope_se") and b.get("slope_se") and a["slope"] is not None and b["slope"] is not None:
+                break_z = abs(a["slope"] - b["slope"]) / math.hypot(a["slope_se"], b["slope_se"])
+                if break_z < th.min_break_z:
+                    continue
+            else:
+                break_z = None
             ev_near = ctx.nearest_event(a["step_end"], th.explain_rel * total, _EVENT_KINDS)
             conf = logistic(min((drop_noise - th.min_drop_noise) / th.min_drop_noise,
                                 (share - th.min_len_rel) / th.min_len_rel) * th.conf_slope + th.conf_bias)
@@ -74,7 +86,7 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
             ev = dict(metric=m, plateau_start=stall_start, plateau_segment_start=a["step_start"], plateau_end=a["step_end"], share_of_run=share,
                       level=level, drop=drop, drop_noise=drop_noise, drop_rel=drop_rel,
                       explained_by=ev_near["kind"] if ev_near else None,
-                      event=ev_near, min_len_rel=th.min_len_rel, min_drop_noise=th.min_drop_noise)
+                      event=ev_near, min_len_rel=th.min_len_rel, min_drop_noise=th.min_drop_noise, break_z=break_z)
             advice = ("The LR change broke the plateau: decay earlier next time." if ev_near and ev_near["kind"] == "lr_change"
                       else "Nothing logged explains the break: keep checkpoints around it; if stalls recur, try a "
                            "schedule with an earlier decay or a higher peak learning rate.")

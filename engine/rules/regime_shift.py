@@ -54,8 +54,12 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
     explained: nothing to fix.
     A jump within explain_rel of a logged event needs only min_shift_noise_at_event
     noise levels and min_shift_spread_at_event spreads (the event says where to look).
-    Known false alarms: strongly autocorrelated noise (AR 0.95) wanders by several
-    spreads now and then (min_shift_spread guards it); steps of a schedule that is not logged (an LR drop without an lr
+    The jump must also stand min_shift_z (at an event min_shift_z_at_event) Newey-West
+    standard errors of the difference of the two lines at the boundary (analysis
+    delta_z): strongly autocorrelated noise (AR 0.95) wanders by several spreads now and
+    then, and two lines fitted through its wander disagree at their boundary, but their
+    HAC errors are wide there; a step of the level is narrow and sharp.
+    Known false alarms: steps of a schedule that is not logged (an LR drop without an lr
     curve or event); eval-only curves too short to see a shift (both sides need the
     analysis' min_shift_points).
     """
@@ -82,10 +86,14 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
             dsp = s.get("delta_spread")
             if dsp is not None and abs(dsp) < need_spread:
                 continue  # within the slow wander of autocorrelated noise
+            jz = s.get("delta_z")
+            if jz is not None and abs(jz) < (th.min_shift_z_at_event if at_event else th.min_shift_z):
+                continue  # not distinguishable from autocorrelated wander (HAC standard error)
             rel = abs(d) / abs(level) if level else math.inf
             if rel < th.min_shift_rel:
                 continue
-            shifts.append(dict(metric=m, step=int(s["step"]), delta=d, delta_noise=dz, delta_spread=dsp, delta_rel=rel,
+            shifts.append(dict(metric=m, step=int(s["step"]), delta=d, delta_noise=dz, delta_spread=dsp, delta_z=jz,
+                               delta_rel=rel,
                                objective=ctx.role(m)["objective"], span=span(ctx, m)))
     shifts.sort(key=lambda s: (s["step"], s["metric"]))
     used = set()
