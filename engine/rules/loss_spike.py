@@ -7,6 +7,8 @@ import math
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, rule
 from engine.rules.common import curves, finite_points
 
+_EVENT_KINDS = ("lr_change", "data_refresh", "resume", "phase")
+
 
 @rule(code="LOSS_SPIKE", summary="The training loss jumped far above its local level, with a recovery class.")
 def loss_spike(ctx: RunContext, th: Thresholds) -> list[Finding]:
@@ -29,6 +31,9 @@ def loss_spike(ctx: RunContext, th: Thresholds) -> list[Finding]:
     the one before, the last grow_ratio x the first). Critical when a spike never
     recovers and the curve ends diverged (since_best_rel >= diverge_rise_rel and
     since_best_noise >= diverge_rise_noise, DIVERGENCE's bar).
+    A slow or unrecovered spike within explain_rel of the run of a logged event (LR
+    change, data refresh, resume, phase) is info and cites it: the logged change made the
+    jump (a new data mixture, a warm restart); a critical (diverged) one stays critical.
     Advice: for slow or unrecovered spikes, restart ~100 steps before the spike and skip
     the batches around it (PaLM), lower the learning rate or clip tighter; for many
     fast spikes, consider loss/grad-norm based step skipping (OLMo-core, Levanter) and
@@ -81,15 +86,23 @@ def loss_spike(ctx: RunContext, th: Thresholds) -> list[Finding]:
                 rec = "never came back to its level before"
             sev = {"fast": fast_sev, "slow": "warning", "never": "critical" if diverged else "warning",
                    "unjudged": "info"}[cls]
+            # a jump at a logged change (a data refresh, an LR warm restart, a resume) is that
+            # change's doing, not a bad batch: info, citing the event
+            span = (final_step - f["step_first"]) if final_step is not None and f.get("step_first") is not None else 0
+            event = ctx.nearest_event(s["step"], th.explain_rel * span, _EVENT_KINDS) if span > 0 else None
+            if event is not None and sev == "warning":
+                sev = "info"
             msg = (f"{m} spiked to {fmt(s['value'])} at step {fmt_step(s['step'])}, {fmt(s['height'])} noise levels "
                    f"above its local level, and {rec}"
                    + (f"; fast spikes are {why_fast} ({len(fast)} in {n:,} points)" if cls == "fast" and why_fast
                       else "")
-                   + ("; the loss ends diverged" if sev == "critical" else "") + ".")
+                   + ("; the loss ends diverged" if sev == "critical" else "")
+                   + (f", at a {event['kind']} event ({event['detail']})" if event is not None else "") + ".")
             ev = dict(metric=m, step=s["step"], value=s["value"], height_noise=s["height"],
                       recovery_steps=s["recovery_steps"], recovery_class=cls, counts=counts,
                       fast_rate=rate, recurring=recurring, growing=growing, diverged=diverged,
-                      min_height=th.min_height, max_fast_rate=th.max_fast_rate)
+                      min_height=th.min_height, max_fast_rate=th.max_fast_rate,
+                      explained_by=event["kind"] if event is not None else None, event=event)
             if cls in ("fast", "unjudged"):
                 advice = ("A fast recovery is usually harmless (a bad batch); if spikes recur or grow, check the "
                           "batches at these steps and consider skipping steps whose loss or grad norm is > 6 sd "

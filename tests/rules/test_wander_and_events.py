@@ -1,0 +1,73 @@
+"""Rules that must tell autocorrelated wander from real changes, and logged events from
+bad batches (fixes of 2026-12-06; runs named by their generator run seed).
+
+- REGIME_SHIFT: a jump must stand min_shift_z HAC standard errors (analysis delta_z);
+- PLATEAU_BROKEN: the stall's and the descent's slopes must differ by min_break_z HAC SEs;
+- PLATEAU: not "never learned" while the eval twin of the objective improves plainly;
+- LOSS_SPIKE: a slow spike at a logged LR change / data refresh is info and cites it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.rules.helpers import analysed, diagnose_scenario, matches
+
+
+def _of(findings, code):
+    return [f for f in findings if f.code == code]
+
+
+def test_ar_wander_is_not_a_regime_shift():
+    # healthy_noisy_pretrain, AR(0.94) noise of 7.5%: a 26% "drop" between two fitted lines
+    # at step 2,430 that the noise made (delta_spread 5.7, but only ~10 HAC SEs)
+    run, found = diagnose_scenario("healthy_noisy_pretrain", 3011)
+    assert not _of(found, "REGIME_SHIFT"), [f.message for f in _of(found, "REGIME_SHIFT")]
+    _, t = analysed("healthy_noisy_pretrain", 3011)
+    import json
+    extra = t["features"].filter(t["features"]["metric"] == "train/loss")["extra"][0]
+    shifts = (json.loads(extra) if isinstance(extra, str) else extra)["shifts"]
+    assert shifts and all(s["delta_z"] is not None and abs(s["delta_z"]) < 14 for s in shifts)
+
+
+@pytest.mark.parametrize("seed", [1017, 1021])
+def test_small_real_shifts_fire(seed):
+    # 5.0-5.2 raw spreads (under the old 5.3 floor) but > 17 HAC SEs: a step of the level
+    run, found = diagnose_scenario("regime_shift", seed)
+    label = [e for e in run.expected if e["code"] == "REGIME_SHIFT"][0]
+    assert any(matches(f, label) and f.severity == "warning" for f in found), \
+        [(f.code, f.step_start, f.message) for f in found]
+
+
+@pytest.mark.parametrize("scenario,seed", [("healthy_noisy_pretrain", 4003), ("healthy_sft", 4003)])
+def test_wander_is_not_a_broken_plateau(scenario, seed):
+    _, found = diagnose_scenario(scenario, seed)
+    assert not _of(found, "PLATEAU_BROKEN"), [f.message for f in _of(found, "PLATEAU_BROKEN")]
+
+
+def test_broken_plateau_still_reports_its_break_z():
+    run, found = diagnose_scenario("plateau_broken", 4000)
+    pb = _of(found, "PLATEAU_BROKEN")
+    assert pb and pb[0].evidence["break_z"] >= 7.0
+    assert any(matches(f, e) for f in pb for e in run.expected if e["code"] == "PLATEAU_BROKEN")
+
+
+def test_noisy_train_loss_with_a_learning_eval_twin_is_not_never_learned():
+    # reward model: train loss falls 13% under 5-12% noise, eval loss and accuracy rise plainly
+    _, found = diagnose_scenario("healthy_reward_model", 4001)
+    assert not _of(found, "PLATEAU"), [f.message for f in _of(found, "PLATEAU")]
+    assert not [f for f in found if f.severity != "info"]
+
+
+def test_slow_spike_at_a_logged_lr_change_is_info_and_cites_it():
+    run, found = diagnose_scenario("explained_shift", 6004)
+    spikes = _of(found, "LOSS_SPIKE")
+    assert spikes and all(f.severity == "info" for f in spikes)
+    assert spikes[0].evidence["explained_by"] == run.events[0]["kind"] == "lr_change"
+
+
+def test_slow_spike_without_an_event_stays_a_warning():
+    run, found = diagnose_scenario("loss_spike", 1004)  # two slow-recovering spikes, no event logged
+    assert not run.events
+    spikes = [f for f in _of(found, "LOSS_SPIKE") if f.evidence.get("recovery_class") == "slow"]
+    assert len(spikes) == 2 and all(f.severity == "warning" and f.evidence["explained_by"] is None for f in spikes)
