@@ -39,12 +39,24 @@ def golds(ctx: RunContext, objective: str) -> list[str]:
     return out
 
 
+def gold_noise(ctx: RunContext, gold: str) -> float:
+    """Point noise of a gold/eval curve: the lower of the residual noise about the
+    smoother and the difference-based noise. On white noise the residual SD reads ~0.8
+    of the point SD (the 1.5-spacing smoother follows part of it) and the difference-based
+    one reads it unbiased, so a residual noise above the difference-based one holds
+    signal: curvature a smoother of a 7-20 point eval curve cannot follow (a 7-point gold
+    that rises 0.8 and turns over reads 0.14 residual, 0.11 difference-based, 0.03 true)."""
+    a, b = ctx.x(gold, "noise_resid"), ctx.x(gold, "noise")
+    vals = [v for v in (a, b) if math.isfinite(v) and v > 0]
+    return min(vals) if vals else math.nan
+
+
 def _gold_falls(ctx, proxy, gold, th):
     sg = sign_of(ctx.role(gold)["direction"])
     fg = ctx.feature(gold)
     best, final = ctx.x(gold, "best_value"), ctx.x(gold, "final_value")
     best_step, final_step = fg.get("best_step"), fg.get("final_step")
-    noise = noise_of(ctx, gold)
+    noise = gold_noise(ctx, gold)
     spacing = spacing_of(ctx, gold)
     if not (ctx.x(gold, "n_finite") >= th.min_gold_points and best_step is not None and math.isfinite(noise)
             and math.isfinite(best) and math.isfinite(final)):
@@ -124,9 +136,16 @@ def reward_hacking(ctx: RunContext, th: Thresholds) -> list[Finding]:
     Advice: keep the checkpoint at the gold best / before the KL onset; raise the KL
     coefficient or use an adaptive KL target; check samples after the onset for the
     exploit (format tricks, length, repetition); improve or ensemble the reward model.
+    The gold's noise is the lower of its residual and difference-based estimates (see
+    gold_noise): on a 7-20 point eval curve both read the curve's own motion as noise.
     Known false alarms: a gold/eval curve with very few points (min_gold_points); a KL
     that grows because the task legitimately needs a large policy change; a proxy
     reward that is itself a held-out metric mislabelled as train.
+    Known misses: a gold that turns over mid-run and gives back only 6-8% of its gain by
+    the end (20 evals, 7-9 after the peak): the end sits 1-3 noise levels under the
+    smoothed best, which a saturating gold's best-of-many-points also reaches; the
+    evidence is the slope of the points after the best (t <= -3 on seeds 1-4), which
+    the analysis tables do not yet carry.
     """
     out = []
     for objective in sorted({ctx.role(m)["objective"] for m in proxies(ctx)}):
