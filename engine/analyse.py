@@ -40,6 +40,10 @@ Decisions (and why):
   the residual noise around the smoother hides; and delta_local: the median of the
   ``local_points`` raw points just after the boundary minus that just before, which a
   step shows at full size and a slow wander does not).
+- After the best (extra ``after_best_points``, ``after_best_slope``,
+  ``after_best_slope_se``, ``after_best_mean``): an OLS line through the raw points after
+  the best step, the best itself left out (a gold reward that turned over late declines
+  at a rate the end-vs-best comparison cannot see yet).
 - Noise-level changepoint (extra ``noise_change_step``, ``noise_change_ratio``, from 40
   finite points): the one split of log|first differences| with the largest mean change,
   and the ratio of typical |differences| after/before (where a loss starts swinging).
@@ -252,6 +256,30 @@ def _hac_line(t: np.ndarray, y: np.ndarray):
     return b, se, float(y.mean()), rsd, rho, float(res.bse[0])
 
 
+def _after_best(s: np.ndarray, x: np.ndarray, best_step) -> dict:
+    """OLS line through the raw points after the best step (the peak itself left out, so
+    its selection does not bias the slope down): after_best_points, after_best_slope (per
+    step, value units), after_best_slope_se (white-noise OLS error: meant for the few
+    points of an eval curve, where a gold reward that turned over declines at a rate the
+    end-vs-best comparison cannot see) and after_best_mean. Slope and SE are None with
+    fewer than 3 points after the best."""
+    if best_step is None:
+        return dict(after_best_points=0, after_best_slope=None, after_best_slope_se=None, after_best_mean=None)
+    k = _search(s, float(best_step) + 0.5)
+    t, y = s[k:].astype(np.float64), x[k:]
+    n = int(t.size)
+    out = dict(after_best_points=n, after_best_slope=None, after_best_slope_se=None,
+               after_best_mean=float(y.mean()) if n else None)
+    if n >= 3 and np.ptp(t) > 0:
+        tc = t - t.mean()
+        sxx = float(tc @ tc)
+        b = float(tc @ (y - y.mean())) / sxx
+        r = y - y.mean() - b * tc
+        out["after_best_slope"] = b
+        out["after_best_slope_se"] = math.sqrt(float(r @ r) / (n - 2) / sxx)
+    return out
+
+
 def _search(s: np.ndarray, t: float) -> int:
     """np.searchsorted(s, t) (first index with s[k] >= t) for int64 steps s and a float t,
     without numpy's cast of the whole of s to float64 (an O(n) copy per call): for
@@ -442,6 +470,7 @@ def analyse_curve(steps, values, *, direction: str = "min", kind: str = "other",
                        p.near_best_rel * abs(row["best_value"]))
             k = int(np.argmax(ow <= sign * row["best_value"] + band))
             extra["step_near_best"] = _nearest_step(s, float(ws[k]))
+        extra.update(_after_best(s, x, row["best_step"]))
 
     # ---- segments
     segments, shifts = _segments(s, x, ws, wx, smooth, resid, bounds, p, span, noise_resid)

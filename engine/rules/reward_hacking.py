@@ -70,12 +70,28 @@ def _gold_falls(ctx, proxy, gold, th):
     p_noise = noise_of(ctx, proxy)
     p_gain = p_final - p_at
     p_gain_noise = p_gain / p_noise if math.isfinite(p_noise) and p_noise > 0 else math.nan
-    ok = (drop_noise >= th.min_gold_drop_noise and drop_rel >= th.min_gold_drop_rel
+    decline_p = _decline_p(fg["extra"], sg, th)
+    # the gold gave back min_gold_drop_rel of its gain, or (a turnover late in the run that
+    # has not had the time to give much back) its points after the best fall significantly
+    declined = drop_rel >= th.min_gold_drop_rel or (decline_p is not None and decline_p <= th.max_decline_p)
+    ok = (drop_noise >= th.min_gold_drop_noise and declined
           and evals_after >= th.min_evals_after and p_gain_noise >= th.min_proxy_gain_noise)
     return dict(ok=ok, kind="gold_falls", gold=gold, gold_best=best, gold_best_step=int(best_step), gold_final=final,
                 gold_noise=noise, gold_drop=drop, gold_drop_rel_of_gain=drop_rel, gold_drop_noise=drop_noise,
                 evals_after_best=evals_after, proxy_at_gold_best=p_at, proxy_final=p_final,
-                proxy_gain_noise=p_gain_noise, onset=int(best_step), end=int(final_step))
+                proxy_gain_noise=p_gain_noise, onset=int(best_step), end=int(final_step),
+                gold_decline_p=decline_p, gold_points_after_best=fg["extra"].get("after_best_points"))
+
+
+def _decline_p(extra: dict, sg: float, th: Thresholds):
+    """One-sided p-value that the gold's points after its best (the best itself left out)
+    decline: Student t of the OLS slope with n - 2 degrees of freedom (white-noise errors:
+    eval points are far apart); None with fewer than min_points_after_best points."""
+    n, b, se = extra.get("after_best_points") or 0, extra.get("after_best_slope"), extra.get("after_best_slope_se")
+    if n < th.min_points_after_best or b is None or not se or not math.isfinite(se) or se <= 0:
+        return None
+    from scipy.stats import t as student_t
+    return float(student_t.sf(sg * b / se, n - 2))  # sg * slope > 0: the gold got worse (sg as in drop)
 
 
 def kl_acceleration(ctx: RunContext, kl: str, th: Thresholds):
@@ -138,6 +154,10 @@ def reward_hacking(ctx: RunContext, th: Thresholds) -> list[Finding]:
     exploit (format tricks, length, repetition); improve or ensemble the reward model.
     The gold's noise is the lower of its residual and difference-based estimates (see
     gold_noise): on a 7-20 point eval curve both read the curve's own motion as noise.
+    A gold that turned over late may not have given back min_gold_drop_rel of its gain by
+    the end: its decline also counts when the OLS slope of its points after the best (the
+    best left out; analysis after_best_*) is negative at one-sided p <= max_decline_p, on
+    at least min_points_after_best points.
     Known false alarms: a gold/eval curve with very few points (min_gold_points); a KL
     that grows because the task legitimately needs a large policy change; a proxy
     reward that is itself a held-out metric mislabelled as train.

@@ -71,3 +71,33 @@ def test_slow_spike_without_an_event_stays_a_warning():
     assert not run.events
     spikes = [f for f in _of(found, "LOSS_SPIKE") if f.evidence.get("recovery_class") == "slow"]
     assert len(spikes) == 2 and all(f.severity == "warning" and f.evidence["explained_by"] is None for f in spikes)
+
+
+def test_late_gold_turnover_counts_by_its_decline_after_the_best():
+    # reward_hacking gold_falls: the gold peaks at 55% of the run and gives back only 8% of
+    # its gain by the end (under min_gold_drop_rel), but its 9 points after the best fall
+    # at one-sided p ~ 0.01 (analysis after_best_slope)
+    run, found = diagnose_scenario("reward_hacking", 4002)
+    rh = _of(found, "REWARD_HACKING")
+    label = [e for e in run.expected if e["code"] == "REWARD_HACKING"][0]
+    assert rh and matches(rh[0], label)
+    gold = [d for d in rh[0].evidence["details"] if d["kind"] == "gold_falls"]
+    assert gold and all(g["gold_drop_rel_of_gain"] < 0.1 and g["gold_decline_p"] <= 0.01 for g in gold)
+    _, t = analysed("reward_hacking", 4002)
+    import json
+    extra = t["features"].filter(t["features"]["metric"] == "eval/gold_reward")["extra"][0]
+    extra = json.loads(extra) if isinstance(extra, str) else extra
+    assert extra["after_best_points"] == 9 and extra["after_best_slope"] < 0
+
+
+def test_after_best_line_leaves_the_best_out_and_needs_three_points():
+    import numpy as np
+
+    from engine.analyse import _after_best
+    s = np.arange(10, dtype=np.int64) * 10
+    x = np.array([0.0, 1, 2, 3, 4, 5, 4.5, 4.0, 3.5, 3.0])
+    out = _after_best(s, x, 50)
+    assert out["after_best_points"] == 4 and abs(out["after_best_slope"] + 0.05) < 1e-12
+    assert out["after_best_slope_se"] == 0.0 and out["after_best_mean"] == 3.75
+    assert _after_best(s, x, 80)["after_best_slope"] is None  # one point after the best
+    assert _after_best(s, x, 90)["after_best_points"] == 0
