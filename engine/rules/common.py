@@ -186,3 +186,23 @@ def floor_start(ctx: RunContext, m: str, rel: float):
     if hi is not None:
         t = min(t, hi)
     return int(round(t))
+
+
+def taken_back(ctx: RunContext, m: str, step: int, delta: float):
+    """Share of a jump at ``step`` that the segment after it takes back beyond the trend
+    of the segment before it: -(slope_after - slope_before) x length_after / delta. About
+    0 or below for a new level the curve keeps (the trend goes on, or flattens, from the
+    new level); near 1 for a transient that decays back (a loss spike recovering slowly
+    over hundreds of steps, which the spike detector's rolling window follows up and
+    misses). None when the boundary is not a segment start."""
+    segs = ctx.segments_of(m)
+    for i in range(1, len(segs)):
+        left, right = segs[i - 1], segs[i]
+        if right["step_start"] != step:
+            continue
+        if left["slope"] is None or right["slope"] is None or not delta:
+            return None
+        if not (math.isfinite(left["slope"]) and math.isfinite(right["slope"])):
+            return None
+        return -(right["slope"] - left["slope"]) * (right["step_end"] - right["step_start"]) / delta
+    return None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, rule
-from engine.rules.common import curves, finite_points
+from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
+from engine.rules.common import curves, finite_points, line_at, span, taken_back
 
 _EVENT_KINDS = ("lr_change", "data_refresh", "resume", "phase")
 
@@ -31,6 +31,10 @@ def loss_spike(ctx: RunContext, th: Thresholds) -> list[Finding]:
     the one before, the last grow_ratio x the first). Critical when a spike never
     recovers and the curve ends diverged (since_best_rel >= diverge_rise_rel and
     since_best_noise >= diverge_rise_noise, DIVERGENCE's bar).
+    Slow spikes that outlast the detector's baseline window (41 points: a median filter
+    keeps such an edge) are found from the segments instead: a worsening level shift of
+    min_height noise levels and min_transient_z HAC SEs that the next segment takes back
+    by min_taken_back of its size (REGIME_SHIFT leaves those out).
     A slow or unrecovered spike within explain_rel of the run of a logged event (LR
     change, data refresh, resume, phase) is info and cites it: the logged change made the
     jump (a new data mixture, a warm restart); a critical (diverged) one stays critical.
@@ -50,6 +54,7 @@ def loss_spike(ctx: RunContext, th: Thresholds) -> list[Finding]:
         f = ctx.feature(m)
         spikes = [s for s in ctx.spikes_of(m) if s["height"] is not None and s["height"] >= th.min_height
                   and _material(ctx, m, s, th)]
+        out.extend(_transients(ctx, m, th))
         if not spikes:
             continue
         spacing = ctx.x(m, "median_spacing")
@@ -126,6 +131,76 @@ def loss_spike(ctx: RunContext, th: Thresholds) -> list[Finding]:
                                    "Frequent fast spikes: check for bad or duplicated shards; loss/grad-norm step "
                                    "skipping (OLMo-core, Levanter) removes them cheaply."))
     return out
+
+
+def _transients(ctx: RunContext, m: str, th: Thresholds) -> list[Finding]:
+    """Slow spikes the spike table cannot hold: a worsening level shift (analysis shifts:
+    min_height noise levels and min_transient_z HAC standard errors) that the segment after
+    it takes back by at least min_taken_back of its size beyond the trend before it. A
+    jump that decays over more points than the detector's centred baseline window is an
+    edge to a median filter (kept, not flagged); the segments see it as a jump and a
+    steep return."""
+    out = []
+    total = span(ctx, m)
+    worse_up = ctx.role(m)["direction"] == "min"
+    guard = th.transient_guard_rel * total if total and total > 0 else 0
+    segs = {g["step_start"]: g for g in ctx.segments_of(m)}
+    for sh in ctx.feature(m)["extra"].get("shifts") or []:
+        d, dz, jz = sh.get("delta"), sh.get("delta_noise"), sh.get("delta_z")
+        if d is None or dz is None or jz is None or (d > 0) != worse_up:
+            continue
+        if abs(dz) < th.min_height or abs(jz) < th.min_transient_z:
+            continue
+        if any(abs(sp["step"] - sh["step"]) <= guard for sp in ctx.spikes_of(m)):
+            continue  # the spike table has it
+        back = taken_back(ctx, m, sh["step"], d)
+        right = segs.get(sh["step"])
+        if back is None or back < th.min_taken_back or right is None:
+            continue
+        step, end = int(sh["step"]), _recovery_end(ctx, m, sh["step"], d, back, abs(d / dz))
+        event = ctx.nearest_event(step, th.explain_rel * total, _EVENT_KINDS) if total and total > 0 else None
+        peak = line_at(right, step)
+        msg = (f"{m} jumped by {fmt(abs(d))} ({fmt(abs(dz))} noise levels) at step {fmt_step(step)} to about "
+               f"{fmt(peak)} and decayed back by {pct(min(back, 1.0))} of the jump over the next "
+               f"{end - step:,} steps (a slow spike)"
+               + (f", at a {event['kind']} event ({event['detail']})" if event is not None else "") + ".")
+        ev = dict(metric=m, step=step, value=peak, height_noise=abs(dz), delta=d, delta_z=jz, taken_back=back,
+                  recovery_steps=end - step, recovery_class="slow", detected_as="level shift taken back",
+                  explained_by=event["kind"] if event is not None else None, event=event,
+                  min_taken_back=th.min_taken_back, min_transient_z=th.min_transient_z)
+        conf = logistic((abs(dz) - th.min_height) / th.conf_scale + th.conf_bias)
+        out.append(ctx.finding("LOSS_SPIKE", "info" if event is not None else "warning", conf, [m], step, end, msg,
+                               ev, f"Restart ~100 steps before step {fmt_step(step)} and skip the batches around it, "
+                                   "or lower the learning rate / clip gradients tighter."))
+    return out
+
+
+def _recovery_end(ctx: RunContext, m: str, step: int, d: float, back: float, noise: float) -> int:
+    """Where a slow spike found as a shift (jump ``d`` at ``step``, the first segment after
+    it taking back ``back``) is back within 2 noise levels of the trend before it: the end
+    of the first segment after the jump, or further along later ones while each keeps
+    taking back (falls faster than the trend before the jump, by 2 combined HAC standard
+    errors of the two slopes), up to the step where the
+    total taken back reaches 1 - 2 noise / |d| (linear along that segment's line)."""
+    segs = ctx.segments_of(m)
+    k = next(i for i, g in enumerate(segs) if g["step_start"] == step)
+    before, need = segs[k - 1]["slope"], 1.0 - 2.0 * noise / abs(d)
+    se0 = segs[k - 1]["slope_se"] if segs[k - 1]["slope_se"] is not None else math.nan
+    total, end = back, segs[k]["step_end"]
+    for g in segs[k + 1:]:
+        if total >= need or g["slope"] is None or not math.isfinite(g["slope"]):
+            break
+        se = math.hypot(se0, g["slope_se"] if g["slope_se"] is not None else math.nan)
+        if not (math.isfinite(se) and abs(g["slope"] - before) >= 2.0 * se):
+            break  # its slope is the old trend's within 2 standard errors: the recovery is over
+        length = g["step_end"] - g["step_start"]
+        more = -(g["slope"] - before) * length / d
+        if more <= 0:
+            break
+        if total + more > need:  # its line gets back to the trend inside this segment
+            return int(round(g["step_start"] + (need - total) / more * length))
+        total, end = total + more, g["step_end"]
+    return int(end)
 
 
 def _material(ctx: RunContext, m: str, s: dict, th: Thresholds) -> bool:

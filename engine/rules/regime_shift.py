@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, finite_points, span
+from engine.rules.common import curves, finite_points, span, taken_back
 
 _EVENT_KINDS = ("lr_change", "data_refresh", "resume", "phase")
 
@@ -59,6 +59,9 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
     delta_z): strongly autocorrelated noise (AR 0.95) wanders by several spreads now and
     then, and two lines fitted through its wander disagree at their boundary, but their
     HAC errors are wide there; a step of the level is narrow and sharp.
+    A worsening jump away from any logged event that the segment after it takes back by
+    max_taken_back of its size beyond the trend before it (a slow-recovering spike the
+    spike detector missed) did not stay: it is not reported here.
     Known false alarms: steps of a schedule that is not logged (an LR drop without an lr
     curve or event); eval-only curves too short to see a shift (both sides need the
     analysis' min_shift_points).
@@ -92,6 +95,10 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
             rel = abs(d) / abs(level) if level else math.inf
             if rel < th.min_shift_rel:
                 continue
+            back = taken_back(ctx, m, s["step"], d)
+            if back is not None and back >= th.max_taken_back and not at_event \
+                    and (d > 0) == (ctx.role(m)["direction"] == "min"):
+                continue  # a worsening jump the next stretch takes back: a transient (slow spike recovery)
             shifts.append(dict(metric=m, step=int(s["step"]), delta=d, delta_noise=dz, delta_spread=dsp, delta_z=jz,
                                delta_rel=rel,
                                objective=ctx.role(m)["objective"], span=span(ctx, m)))

@@ -101,3 +101,24 @@ def test_after_best_line_leaves_the_best_out_and_needs_three_points():
     assert out["after_best_slope_se"] == 0.0 and out["after_best_mean"] == 3.75
     assert _after_best(s, x, 80)["after_best_slope"] is None  # one point after the best
     assert _after_best(s, x, 90)["after_best_points"] == 0
+
+
+@pytest.mark.parametrize("seed", [1020, 2002, 4014])
+def test_slow_spike_longer_than_the_baseline_window_is_a_spike_not_a_shift(seed):
+    # a jump that decays back over hundreds of points is an edge to the 41-point median
+    # baseline (no row in the spikes table); the segments see a jump and a steep return
+    run, found = diagnose_scenario("loss_spike", seed)
+    slow = [e for e in run.expected if e["code"] == "LOSS_SPIKE" and e.get("recovery_class") == "slow"]
+    got = [f for f in _of(found, "LOSS_SPIKE") if f.evidence.get("detected_as") == "level shift taken back"]
+    assert got and all(f.severity == "warning" and f.evidence["taken_back"] >= 0.5 for f in got)
+    assert any(matches(f, e) for f in got for e in slow)
+    assert not _of(found, "REGIME_SHIFT"), [f.message for f in _of(found, "REGIME_SHIFT")]
+
+
+@pytest.mark.parametrize("seed", [1000, 1004, 1015, 2013])
+def test_upward_shift_that_stays_is_a_regime_shift_not_a_spike(seed):
+    run, found = diagnose_scenario("regime_shift", seed)
+    label = [e for e in run.expected if e["code"] == "REGIME_SHIFT"][0]
+    rs = [f for f in _of(found, "REGIME_SHIFT") if matches(f, label)]
+    assert rs and rs[0].evidence["shifts"][0]["delta"] > 0
+    assert not [f for f in _of(found, "LOSS_SPIKE") if f.evidence.get("detected_as")]
