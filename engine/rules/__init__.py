@@ -85,11 +85,16 @@ def calibrate(finding: Finding, th: Thresholds) -> Finding:
 # - UNDERFITTING: a loss that barely left its chance level is not "converged" (there is
 #   nothing to stop early for) and a slow drift down is not progress worth more steps.
 # - DIVERGENCE, NONFINITE: a curve that blew up is neither converged nor improving.
+# - STILL_IMPROVING: its tail improves by min_slope_z HAC standard errors and the fitted
+#   power law pins down a gain; CONVERGED / CONVERGED_EARLY about the same curves rest on
+#   the tail's small share of the total improvement, which a long power-law tail always
+#   has: the significance test is the stronger evidence ("stop here" would be wrong).
 PRECEDENCE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("OVERFITTING", ("STILL_IMPROVING", "CONVERGED", "CONVERGED_EARLY")),
     ("UNDERFITTING", ("STILL_IMPROVING", "CONVERGED", "CONVERGED_EARLY")),
     ("DIVERGENCE", ("STILL_IMPROVING", "CONVERGED", "CONVERGED_EARLY")),
     ("NONFINITE", ("STILL_IMPROVING", "CONVERGED", "CONVERGED_EARLY")),
+    ("STILL_IMPROVING", ("CONVERGED", "CONVERGED_EARLY")),
 )
 
 

@@ -118,3 +118,13 @@ def test_precedence_without_superseding_finding_keeps_everything():
     from engine.rules import apply_precedence
     fs = [_f("STILL_IMPROVING", ["loss"]), _f("CONVERGED", ["val_loss"]), _f("HEALTHY", ["loss"])]
     assert apply_precedence(list(fs)) == fs
+
+
+def test_still_improving_supersedes_converged_on_the_same_curves():
+    from engine.rules import apply_precedence
+    still = _f("STILL_IMPROVING", ["loss", "val_loss"])
+    early = _f("CONVERGED_EARLY", ["loss"])  # the same curve: "stop early" contradicts it
+    conv_other = _f("CONVERGED", ["aux/loss"])  # another curve: kept
+    got = apply_precedence([still, early, conv_other])
+    assert got == [still, conv_other]
+    assert [d["code"] for d in still.evidence["supersedes"]] == ["CONVERGED_EARLY"]
