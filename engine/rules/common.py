@@ -67,15 +67,81 @@ def oriented_kind(ctx: RunContext, m: str, kind: str) -> str:
     return "improving" if up == better_up else "worsening"
 
 
-def practically_flat(ctx: RunContext, m: str, g: dict, within_noise: float) -> bool:
+def stretch_line(ctx: RunContext, m: str, segs: list[dict]) -> dict | None:
+    """One least-squares line through a stretch of consecutive segments, pooled from the
+    segments' own fits (no raw arrays): each segment contributes its points' count (its
+    length over the working spacing, median_spacing x block_size), mean step (its middle),
+    mean value (its level) and within-segment Sxx / Sxy (slope x Sxx); the pooled slope is
+    the OLS slope of the union. Its standard error pools the segments' HAC long-run
+    variances (slope_se^2 x Sxx each, weighted by points) over the union's Sxx: it is
+    autocorrelation- and sample-size-aware (and, leaving out the misfit between the
+    pieces, rather small: strict for a flatness test). Returns dict(slope, se, level, mid,
+    step_start, step_end, change, change_se) or None when a slope is missing."""
+    if not segs:
+        return None
+    d = ctx.x(m, "median_spacing") * max(ctx.x(m, "block_size"), 1.0) if math.isfinite(ctx.x(m, "block_size")) \
+        else ctx.x(m, "median_spacing")
+    rows = []
+    for g in segs:
+        sl, lv = g.get("slope"), g.get("level")
+        if sl is None or lv is None or not (math.isfinite(sl) and math.isfinite(lv)):
+            return None
+        length = float(g["step_end"] - g["step_start"])
+        n = length / d + 1.0 if math.isfinite(d) and d > 0 else 2.0
+        sxx = n * (n * n - 1.0) / 12.0 * (d * d if math.isfinite(d) and d > 0 else length * length)
+        se = g.get("slope_se")
+        lrv = se * se * sxx if se is not None and math.isfinite(se) else math.nan
+        rows.append((n, 0.5 * (g["step_start"] + g["step_end"]), lv, sl, sxx, lrv))
+    ntot = sum(r[0] for r in rows)
+    mid = sum(r[0] * r[1] for r in rows) / ntot
+    ybar = sum(r[0] * r[2] for r in rows) / ntot
+    sxx = sum(r[4] + r[0] * (r[1] - mid) ** 2 for r in rows)
+    sxy = sum(r[3] * r[4] + r[0] * (r[1] - mid) * (r[2] - ybar) for r in rows)
+    slope = sxy / sxx if sxx > 0 else 0.0
+    lrv = sum(r[0] * r[5] for r in rows) / ntot if all(math.isfinite(r[5]) for r in rows) else math.nan
+    se = math.sqrt(lrv / sxx) if sxx > 0 and math.isfinite(lrv) else math.nan
+    a, b = segs[0]["step_start"], segs[-1]["step_end"]
+    return dict(slope=slope, se=se, level=ybar, mid=mid, step_start=a, step_end=b,
+                change=slope * (b - a), change_se=se * (b - a) if math.isfinite(se) else math.nan)
+
+
+def practically_flat(ctx: RunContext, m: str, g, within_noise: float, z: float = 0.0) -> bool:
     """A plateau segment, or (within_noise > 0) one whose fitted line moves by at most
     ``within_noise`` noise levels over its length: AR noise makes the slope of a flat
-    stretch statistically "significant" (up or down) while it moves less than the noise."""
+    stretch statistically "significant" (up or down) while it moves less than the noise.
+
+    ``g`` may be a list of consecutive segments: the stretch is judged as one (its pooled
+    line, see stretch_line), so a stall that the segmentation cut into wander pieces is
+    flat when the whole moves little, whatever each piece does. With z > 0 the move may
+    exceed the band by up to z of its own HAC standard errors (the stretch is flat unless
+    its move is shown, at z, to exceed the noise band: on short stretches with strongly
+    autocorrelated noise a flat stall's line moves by a few noise levels)."""
+    if isinstance(g, (list, tuple)):
+        if len(g) == 1 and g[0]["kind"] == "plateau":
+            return True
+        line = stretch_line(ctx, m, list(g))
+        noise = noise_of(ctx, m)
+        if line is None or within_noise <= 0 or not math.isfinite(noise):
+            return False
+        slack = z * line["change_se"] if z > 0 and math.isfinite(line["change_se"]) else 0.0
+        return abs(line["change"]) - slack <= within_noise * noise
     if g["kind"] == "plateau":
         return True
     sl, noise = g.get("slope"), noise_of(ctx, m)
-    return (within_noise > 0 and sl is not None and math.isfinite(sl) and math.isfinite(noise)
-            and abs(sl * (g["step_end"] - g["step_start"])) <= within_noise * noise)
+    if not (within_noise > 0 and sl is not None and math.isfinite(sl) and math.isfinite(noise)):
+        return False
+    change = abs(sl * (g["step_end"] - g["step_start"]))
+    se = g.get("slope_se")
+    slack = z * se * (g["step_end"] - g["step_start"]) if z > 0 and se is not None and math.isfinite(se) else 0.0
+    return change - slack <= within_noise * noise
+
+
+def cuts(segs: list[dict], j: int, stop_steps) -> bool:
+    """A step of ``stop_steps`` (level shifts: segment starts; logged events: anywhere)
+    lies after the start of segment j - 1 and within segment j: a stall reaching back
+    over segment j - 1 would cross it."""
+    lo, hi = segs[j - 1]["step_start"], segs[j]["step_end"]
+    return any(lo < s <= hi for s in stop_steps)
 
 
 def trailing_flat_start(ctx: RunContext, m: str):
@@ -145,12 +211,13 @@ def stall_onset(ctx: RunContext, m: str, segs: list[dict], i: int, within_noise:
     already starts within ``within_noise`` noise levels of the plateau's level (a slow
     descent the segmentation split off the stall: AR noise makes the first part of a
     flat stretch look like a significant but practically empty slope). Never crosses a
-    step in ``stop_steps`` (level shifts). Returns ``i`` when nothing merges."""
+    step in ``stop_steps`` (level shifts, logged events; see cuts). Returns ``i`` when
+    nothing merges."""
     noise = noise_of(ctx, m)
     level = segs[i]["level"]
     s = sign(ctx, m)
     j = i
-    while j > 0 and segs[j]["step_start"] not in stop_steps:
+    while j > 0 and not cuts(segs, j, stop_steps):
         g = segs[j - 1]
         if g["kind"] == "plateau":
             j -= 1

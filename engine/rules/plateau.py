@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import (curves, noise_of, oriented_kind, practically_flat, span, stall_onset,
+from engine.rules.common import (curves, cuts, noise_of, oriented_kind, practically_flat, span, stall_onset,
                                  total_improvement)
+
+_CUT_EVENTS = ("lr_change", "data_refresh", "resume")
 
 
 def _lr_state(ctx: RunContext, m: str, th: Thresholds) -> str:
@@ -60,7 +62,12 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
     fitted line moves by at most flat_within_noise noise levels counts as flat too, and
     so does a worsening segment before it whose level is within wander_within_noise noise
     levels of the next one's (AR noise wandering on the stall, cut into "ascents"). The
-    walk stops at a level shift of at least shift_min_spread raw spreads.
+    walk stops at a level shift of at least shift_min_spread raw spreads, and at a logged
+    lr_change, data_refresh or resume event: a stall that would reach back across one
+    starts at the event (the curve before it ran under another LR or data; a warm restart
+    or a new mixture bumps the loss, and its relaxation can look flat next to the
+    stretch before the event); a spike of the curve within explain_rel of that event (its
+    bump) moves the start on to the spike's recovery.
     Why: a loss flat within its noise for a large share of the run means the optimizer
     makes no progress: learning rate too low or decayed to nothing, a dead or saturated
     network, labels the model cannot use, or a bug feeding the same batch.
@@ -88,18 +95,32 @@ def plateau(ctx: RunContext, th: Thresholds) -> list[Finding]:
                        if s.get("delta_spread") is None or abs(s["delta_spread"]) >= th.shift_min_spread}
         # the stall starts at the first of the trailing flat segments, or earlier at a
         # split-off slow descent that already starts within onset_within_noise of its level
+        # a logged lr_change / data_refresh / resume cuts the stall like a level shift: the
+        # stall starts after the event (the curve before it ran under other conditions)
+        ev_steps = {e["step"] for e in ctx.events_in(segs[0]["step_start"], segs[-1]["step_end"], _CUT_EVENTS)}
+        stops = shift_steps | ev_steps
         j = len(segs) - 1
-        while j > 0 and segs[j]["step_start"] not in shift_steps and (
+        while j > 0 and not cuts(segs, j, stops) and (
                 practically_flat(ctx, m, segs[j - 1], th.flat_within_noise)
                 or _wander(ctx, m, segs[j - 1], segs[j], th.wander_within_noise)):
             j -= 1
-        i = stall_onset(ctx, m, segs, j, th.onset_within_noise, shift_steps)
+        i = stall_onset(ctx, m, segs, j, th.onset_within_noise, stops)
         start, end = segs[i]["step_start"], segs[-1]["step_end"]
+        cut_at = [e for e in ev_steps if start < e <= end]
+        if cut_at:
+            # ...and after the transient the event caused: a spike of m within explain_rel of
+            # it (a warm restart's or a new mixture's bump) ends at its recovery, and the
+            # recovering curve is moving, not stalled (analysis bridges the bump by a line)
+            e = max(cut_at)
+            near = th.explain_rel * (segs[-1]["step_end"] - segs[0]["step_start"])
+            rec = [sp["step"] + sp["recovery_steps"] for sp in ctx.spikes_of(m)
+                   if abs(sp["step"] - e) <= near and sp.get("recovery_steps") is not None]
+            start = min(max([e] + rec), end)
         total = span(ctx, m)
         if not total or total <= 0:
             continue
         share = (end - start) / total
-        from_start = i == 0
+        from_start = i == 0 and start == segs[0]["step_start"]
         if from_start and ctx.x(m, "improvement_rel") >= th.max_improvement_from_start:
             continue  # "flat from the start" of a curve that improved: its noise hides a slow descent
         if from_start and any(g["kind"] != "plateau" for g in segs[i:]):

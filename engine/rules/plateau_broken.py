@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, noise_of, oriented_kind, practically_flat, span, stall_onset
+from engine.rules.common import (curves, cuts, line_at, noise_of, oriented_kind, practically_flat, sign, span,
+                                 stall_onset, stretch_line)
 
 _EVENT_KINDS = ("lr_change", "data_refresh", "resume", "phase", "note")
 
@@ -24,19 +25,33 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
     Advice: if an LR change broke it, the earlier LR was too high (or the decay came
     late): schedule the decay earlier; if nothing explains it, the stall may recur: keep
     checkpoints around such transitions.
-    A segment counts as flat when it is a plateau or its fitted line moves by at most
-    flat_within_noise noise levels over its length (AR noise makes a flat stretch's
-    slope "significant", up or down, while it moves less than the noise); consecutive
-    flat segments are one stall.
-    The stall's start moves back over a descent segment whose fitted line starts within
-    onset_within_noise noise levels of the plateau level (a split-off, practically
-    empty slope at the start of the stall).
-    The slope of the descent must differ from the stall's by min_break_z combined
-    Newey-West standard errors (strongly autocorrelated noise wanders above its trend
-    for a while and comes back: a "stall" and a "break" whose slopes its HAC errors
-    cannot tell apart).
+    The stall is judged as one stretch: from the last segment before the break, it walks
+    back over segments that are practically flat or do not improve (AR wander cut into
+    small "ascents"), never across a level shift of shift_min_z HAC SEs (smaller jumps are
+    wander), then over a split-off slow descent starting within onset_within_noise noise
+    levels of the level (stall_onset). The longest such stretch whose pooled line (the OLS
+    line of the union, pooled from the segments' fits; HAC SE from their long-run
+    variances) moves at most flat_within_noise noise levels, give or take flat_z of its
+    HAC SEs, is the stall: under AR(0.8) noise a flat stall's line moves by a few noise
+    levels and its pieces are each "significant", so neither a per-segment test nor the
+    plain noise band finds it.
+    The break is a descent (b improves and moves more than the noise band) whose slope is
+    steeper than the stall's pooled slope by min_break_z combined Newey-West SEs
+    (strongly autocorrelated noise wanders above its trend for a while and comes back:
+    a "stall" and a "break" its HAC errors cannot tell apart; the pooled slope, not the
+    last piece's, which a wander rise makes look like a sharp turn), or an improving level
+    shift of shift_min_z HAC SEs into it. The drop runs from the stall line's end to the
+    descent line's end (a jump at the boundary included) and must hold: the segment after
+    the descent stays min_drop_noise noise levels below the stall's end (wander drops and
+    comes back). At a logged phase event (an epoch boundary) a step down is the staircase
+    of multi-epoch training: neither a break nor part of the drop, and taken out before
+    the hold is judged.
     Known false alarms: the piecewise-linear fit of a smoothly curving loss can call a
-    short stretch flat (plateaus shorter than min_len_rel are ignored).
+    short stretch flat (plateaus shorter than min_len_rel are ignored); multi-epoch SFT
+    where a short noise descent (6-7 points) ends an epoch right before its staircase
+    step (seed 2: healthy_sft v03, overfitting v04); a stall segment that starts well
+    before the true stall because the segmentation merged the last slow part of the
+    descent into it (the start is then early by more than the tolerance).
     """
     out = []
     for m in curves(ctx, splits=("train", "none"), min_points=th.min_points):
@@ -45,36 +60,77 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
         noise = noise_of(ctx, m)
         if len(segs) < 2 or not total or not math.isfinite(noise):
             continue
-        shift_steps = {s["step"] for s in (ctx.feature(m)["extra"].get("shifts") or [])}
+        s = sign(ctx, m)
+        shifts = {x["step"]: x for x in (ctx.feature(m)["extra"].get("shifts") or [])}
+        # level shifts that stand shift_min_z HAC SEs cut a stall; smaller ones are AR wander
+        cut_steps = {st for st, x in shifts.items() if x.get("delta_z") is None or abs(x["delta_z"]) >= th.shift_min_z}
 
         def flat(g):
             return practically_flat(ctx, m, g, th.flat_within_noise)
 
+        def in_stall(g):  # flat unless shown (at flat_z HAC SEs) to move more than the band, or not improving
+            return (practically_flat(ctx, m, g, th.flat_within_noise, th.flat_z)
+                    or oriented_kind(ctx, m, g["kind"]) != "improving")
+
         for k, (a, b) in enumerate(zip(segs[:-1], segs[1:])):
-            if not flat(a) or flat(b) or oriented_kind(ctx, m, b["kind"]) != "improving":
+            if not in_stall(a):
                 continue
-            j = k  # the stall: the practically flat segments before a, then stall_onset's walk back
-            while j > 0 and flat(segs[j - 1]) and segs[j]["step_start"] not in shift_steps:
+            # the break: a descent steeper than the stall by min_break_z combined HAC SEs, or
+            # an improving level shift of shift_min_z HAC SEs into a segment that does not worsen
+            # (the loss resumed improving: b is a descent that moves more than the noise band)
+            if flat(b) or oriented_kind(ctx, m, b["kind"]) != "improving":
+                continue
+            jump = shifts.get(b["step_start"])
+            # (a step down at a logged phase event is the staircase of multi-epoch training:
+            # neither a break nor part of the drop)
+            staircase = ctx.nearest_event(b["step_start"], th.explain_rel * total, ("phase",)) is not None
+            shift_break = (jump is not None and jump.get("delta_z") is not None and s * jump["delta"] < 0
+                           and abs(jump["delta_z"]) >= th.shift_min_z and not staircase)
+            j = k  # the candidate stall: flat or non-improving segments before b, no cut crossed
+            while j > 0 and in_stall(segs[j - 1]) and not cuts(segs, j, cut_steps):
                 j -= 1
-            onset = stall_onset(ctx, m, segs, j, th.onset_within_noise, shift_steps)
-            stall_start = segs[onset]["step_start"]
+            j = stall_onset(ctx, m, segs, j, th.onset_within_noise, cut_steps)
+            # the longest stretch ending with a that is flat as a whole (its pooled line moves
+            # within flat_within_noise noise levels, up to flat_z of its HAC SEs)
+            i = next((i for i in range(j, k + 1)
+                      if practically_flat(ctx, m, segs[i:k + 1], th.flat_within_noise, th.flat_z)), None)
+            if i is None:
+                continue
+            stall = stretch_line(ctx, m, segs[i:k + 1])
+            stall_start = segs[i]["step_start"]
             share = (a["step_end"] - stall_start) / total
             if share < th.min_len_rel:
                 continue
-            drop = abs(b["slope"] * (b["step_end"] - b["step_start"])) if b["slope"] is not None else math.nan
-            level = a["level"]
+            # the fall from the stall's line at its end to the descent's line at its end
+            # (a jump at the boundary included)
+            end_b = b["step_end"]
+            b_end = line_at(b, end_b)
+            st_end = (stall["level"] + stall["slope"] * (a["step_end"] - stall["mid"]) if not staircase
+                      else line_at(b, b["step_start"]))
+            drop = s * (st_end - b_end)
+            level = stall["level"]
             drop_noise = drop / noise
             drop_rel = drop / abs(level) if level else math.nan
             if not (drop_noise >= th.min_drop_noise and drop_rel >= th.min_drop_rel):
                 continue
-            # the break is a change of slope that the autocorrelated noise cannot make:
-            # the two fitted slopes differ by min_break_z combined HAC standard errors
-            if a.get("slope_se") and b.get("slope_se") and a["slope"] is not None and b["slope"] is not None:
-                break_z = abs(a["slope"] - b["slope"]) / math.hypot(a["slope_se"], b["slope_se"])
-                if break_z < th.min_break_z:
+            # the fall holds: the segment after the descent stays below the stall's end (the
+            # descent's start at a staircase step) by min_drop_noise noise levels (AR wander
+            # drops and comes back)
+            # (a staircase step at the next segment's start is taken out first)
+            if k + 2 < len(segs):
+                nxt = segs[k + 2]
+                at_phase = ctx.nearest_event(nxt["step_start"], th.explain_rel * total, ("phase",)) is not None
+                after = nxt["level"] - (line_at(nxt, nxt["step_start"]) - b_end if at_phase else 0.0)
+                if s * (st_end - after) < th.min_drop_noise * noise:
                     continue
-            else:
-                break_z = None
+            # a slope break is a change of slope that the autocorrelated noise cannot make:
+            # the descent is steeper than the stall (its pooled line: a last wander piece of
+            # the stall that happens to rise is no evidence) by min_break_z combined HAC SEs
+            break_z = None
+            if math.isfinite(stall["se"]) and b.get("slope_se") and b["slope"] is not None:
+                break_z = s * (stall["slope"] - b["slope"]) / math.hypot(stall["se"], b["slope_se"])
+            if not shift_break and (break_z is None or break_z < th.min_break_z):
+                continue
             ev_near = ctx.nearest_event(a["step_end"], th.explain_rel * total, _EVENT_KINDS)
             conf = logistic(min((drop_noise - th.min_drop_noise) / th.min_drop_noise,
                                 (share - th.min_len_rel) / th.min_len_rel) * th.conf_slope + th.conf_bias)
@@ -85,6 +141,9 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
                    f"({fmt(drop_noise)} noise levels){why}.")
             ev = dict(metric=m, plateau_start=stall_start, plateau_segment_start=a["step_start"], plateau_end=a["step_end"], share_of_run=share,
                       level=level, drop=drop, drop_noise=drop_noise, drop_rel=drop_rel,
+                      stall_change_noise=stall["change"] / noise, stall_segments=k + 1 - i,
+                      broken_by="level_shift" if shift_break else "descent",
+                      shift_z=jump.get("delta_z") if shift_break else None,
                       explained_by=ev_near["kind"] if ev_near else None,
                       event=ev_near, min_len_rel=th.min_len_rel, min_drop_noise=th.min_drop_noise, break_z=break_z)
             advice = ("The LR change broke the plateau: decay earlier next time." if ev_near and ev_near["kind"] == "lr_change"
