@@ -406,10 +406,16 @@ def analyse_curve(steps, values, *, direction: str = "min", kind: str = "other",
             for a, b in ranges:  # a straight bridge between the levels around the event
                 # the relaxation goes on past the recovery point (an exponential tail
                 # within 2 noise units), so the bridge is twice the event's length
+                rec = b
                 b = min(m, b + (b - a))
                 y0 = float(np.median(x_raw[max(0, a - 5):a])) if a > 0 else base_at[a]
-                y1 = float(np.median(x_raw[b:b + 5])) if b < m else (float(np.median(x_raw[max(0, a - 5):a])) if a > 0 else base_at[a])
-                x[a:b] = np.linspace(y0, y1, b - a + 2)[1:-1]
+                if b < m:
+                    y1 = float(np.median(x_raw[b:b + 5]))
+                    x[a:b] = np.linspace(y0, y1, b - a + 2)[1:-1]
+                else:  # the doubled bridge runs past the end: end on the curve's last points
+                    # (recovered there), not flat at the pre-spike level across a trend
+                    y1 = float(np.median(x_raw[max(rec, m - 5):m]))
+                    x[a:m] = np.linspace(y0, y1, m - a + 1)[1:]
     row["n_spikes"] = len(spikes)
     extra["n_spikes_never"] = sum(1 for sp in spikes if sp["recovery_class"] == "never")
     extra["max_spike_height"] = max((sp["height"] for sp in spikes), default=None)

@@ -381,3 +381,17 @@ def test_noise_change_chunked_equals_plain(seed, n):
         x = np.round(x)
     got, want = _analyse_mod._noise_change(x), _noise_change_plain(x)
     assert got[0] == want[0] and (got[1] == want[1] or (math.isnan(got[1]) and math.isnan(want[1]))), (seed, n, got, want)
+
+
+def test_spike_bridge_that_runs_past_the_end_follows_the_curve_to_its_last_points():
+    """A spike near the end whose (doubled) bridge reaches past the last point: the bridge
+    ends on the last points, not flat at the pre-spike level across a falling trend (which
+    made the end a 'plateau' and moved the best step back)."""
+    rng = np.random.default_rng(0)
+    s = np.arange(1, 2001, dtype=np.int64)
+    v = 3.0 - 0.0005 * s + 0.005 * rng.standard_normal(s.size)
+    v[1930:] += 0.5 * np.exp(-(s[1930:] - s[1930]) / 25.0)  # recovers by ~1,985
+    row, segs, spikes = analyse_curve(s, v, direction="min", kind="loss")
+    assert spikes and spikes[0]["recovered"]
+    assert all(g["kind"] == "descent" for g in segs)
+    assert row["best_step"] == 2000
