@@ -76,7 +76,10 @@ def stretch_line(ctx: RunContext, m: str, segs: list[dict]) -> dict | None:
     variances (slope_se^2 x Sxx each, weighted by points) over the union's Sxx: it is
     autocorrelation- and sample-size-aware (and, leaving out the misfit between the
     pieces, rather small: strict for a flatness test). Returns dict(slope, se, level, mid,
-    step_start, step_end, change, change_se) or None when a slope is missing."""
+    step_start, step_end, change, change_se, level_se) or None when a slope is missing;
+    level_se is the HAC standard error of the level (the pooled long-run variance over the
+    points' count), so the line's value at a step t has the standard error
+    sqrt(level_se^2 + ((t - mid) se)^2) (see line_value)."""
     if not segs:
         return None
     d = ctx.x(m, "median_spacing") * max(ctx.x(m, "block_size"), 1.0) if math.isfinite(ctx.x(m, "block_size")) \
@@ -102,7 +105,17 @@ def stretch_line(ctx: RunContext, m: str, segs: list[dict]) -> dict | None:
     se = math.sqrt(lrv / sxx) if sxx > 0 and math.isfinite(lrv) else math.nan
     a, b = segs[0]["step_start"], segs[-1]["step_end"]
     return dict(slope=slope, se=se, level=ybar, mid=mid, step_start=a, step_end=b,
-                change=slope * (b - a), change_se=se * (b - a) if math.isfinite(se) else math.nan)
+                change=slope * (b - a), change_se=se * (b - a) if math.isfinite(se) else math.nan,
+                level_se=math.sqrt(lrv / ntot) if math.isfinite(lrv) else math.nan)
+
+
+def line_value(line: dict, step: float) -> tuple[float, float]:
+    """(value, HAC standard error) of a stretch_line at ``step``: the intercept at the mean
+    step and the slope of an OLS line are uncorrelated, so the variance is
+    level_se^2 + ((step - mid) se)^2 (NaN when an SE is missing)."""
+    v = line["level"] + line["slope"] * (step - line["mid"])
+    var = line["level_se"] ** 2 + ((step - line["mid"]) * line["se"]) ** 2
+    return v, math.sqrt(var) if math.isfinite(var) else math.nan
 
 
 def practically_flat(ctx: RunContext, m: str, g, within_noise: float, z: float = 0.0) -> bool:

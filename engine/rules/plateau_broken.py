@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import (curves, cuts, line_at, noise_of, oriented_kind, practically_flat, sign, span,
-                                 stall_onset, stretch_line)
+from engine.rules.common import (curves, cuts, line_at, line_value, noise_of, oriented_kind, practically_flat, sign,
+                                 span, stall_onset, stretch_line)
 
 _EVENT_KINDS = ("lr_change", "data_refresh", "resume", "phase", "note")
 
@@ -40,18 +40,31 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
     (strongly autocorrelated noise wanders above its trend for a while and comes back:
     a "stall" and a "break" its HAC errors cannot tell apart; the pooled slope, not the
     last piece's, which a wander rise makes look like a sharp turn), or an improving level
-    shift of shift_min_z HAC SEs into it. The drop runs from the stall line's end to the
-    descent line's end (a jump at the boundary included) and must hold: the segment after
-    the descent stays min_drop_noise noise levels below the stall's end (wander drops and
-    comes back). At a logged phase event (an epoch boundary) a step down is the staircase
-    of multi-epoch training: neither a break nor part of the drop, and taken out before
+    shift of shift_min_z HAC SEs into it, or a held transition: a descent shorter than the
+    stall, steeper than it by held_break_z SEs, after which the fall held (below). A real
+    break is an exponential-like fall: one line through it misfits, and the misfit inflates
+    its HAC SE (seed 10: breaks of 12-14 noise levels at 5.7-7 slope SEs), while the level
+    the curve holds after it is well measured.
+    The fall runs over b and the improving segments after it that are each steeper than
+    the stall by min_break_z SEs (a break cut in pieces, often at a jump down); the drop is
+    from the stall line's end to the fall's end, or on to the next segment's start when
+    the curve stands lower there (a jump at a boundary included), and it must hold: the
+    next segment starts min_drop_noise noise levels and hold_min_z HAC SEs (the two lines'
+    values there, Newey-West; REGIME_SHIFT's 14-SE bar for a level change that AR wander
+    does not make) below the stall's end; when the fall reaches the last segment, its own
+    end must stand that far below. Wander drops and comes back: the noisy descent before
+    an SFT epoch step holds 7.8-9.3 SEs (seed 2), a wander bump at a run's end 8.2 (seed
+    10 healthy_step_lr v06), true breaks >= 21.
+    At a logged phase event (an epoch boundary) a step down is the staircase of
+    multi-epoch training: neither a break nor part of the drop, and taken out before
     the hold is judged.
     Known false alarms: the piecewise-linear fit of a smoothly curving loss can call a
-    short stretch flat (plateaus shorter than min_len_rel are ignored); multi-epoch SFT
-    where a short noise descent (6-7 points) ends an epoch right before its staircase
-    step (seed 2: healthy_sft v03, overfitting v04); a stall segment that starts well
-    before the true stall because the segmentation merged the last slow part of the
-    descent into it (the start is then early by more than the tolerance).
+    short stretch flat (plateaus shorter than min_len_rel are ignored); a stall segment
+    that starts well before the true stall because the segmentation merged the last slow
+    part of the descent into it (seed 4 v14, seeds 1-2 v17/v20/v23: one segment from
+    2.6-3.1 noise sd above the held level; the start is then early by more than the
+    tolerance). Segments carry no finer information, so the rule cannot move a start inside
+    one: it needs a boundary refinement in the analysis.
     """
     out = []
     for m in curves(ctx, splits=("train", "none"), min_points=th.min_points):
@@ -101,35 +114,66 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
             share = (a["step_end"] - stall_start) / total
             if share < th.min_len_rel:
                 continue
-            # the fall from the stall's line at its end to the descent's line at its end
-            # (a jump at the boundary included)
-            end_b = b["step_end"]
-            b_end = line_at(b, end_b)
-            st_end = (stall["level"] + stall["slope"] * (a["step_end"] - stall["mid"]) if not staircase
-                      else line_at(b, b["step_start"]))
-            drop = s * (st_end - b_end)
+            # the fall: the descent b and the improving segments after it that are each steeper
+            # than the stall by min_break_z combined HAC SEs (a break that the segmentation cut
+            # in pieces, often at a jump down)
+            e = k + 1
+            while e + 1 < len(segs) and oriented_kind(ctx, m, segs[e + 1]["kind"]) == "improving":
+                g = segs[e + 1]
+                if not (math.isfinite(stall["se"]) and g.get("slope_se") and g["slope"] is not None
+                        and s * (stall["slope"] - g["slope"]) >= th.min_break_z * math.hypot(stall["se"], g["slope_se"])):
+                    break
+                e += 1
+            fall = segs[e]
+            # from the stall's line at its end to the fall's line at its end (a jump at the
+            # boundary included)
+            end_b = fall["step_end"]
+            b_line, fall_line = stretch_line(ctx, m, [b]), stretch_line(ctx, m, [fall])
+            if b_line is None or fall_line is None:
+                continue
+            b_end, b_end_se = line_value(fall_line, end_b)
+            st_end, st_end_se = (line_value(stall, a["step_end"]) if not staircase
+                                 else line_value(b_line, b["step_start"]))
+            # where the curve stands after the fall: the next segment's start (a staircase
+            # step at it taken out), or the fall's end when it reaches the last segment
+            after, after_se = b_end, b_end_se
+            if e + 1 < len(segs):
+                nxt = segs[e + 1]
+                nxt_line = stretch_line(ctx, m, [nxt])
+                if nxt_line is None:
+                    continue
+                after, after_se = line_value(nxt_line, nxt["step_start"])
+                if ctx.nearest_event(nxt["step_start"], th.explain_rel * total, ("phase",)) is not None:
+                    after -= line_at(nxt, nxt["step_start"]) - b_end
+            # the drop: to the descent's end, or on to the next segment's start when the fall
+            # goes on there (a jump down after the descent is part of the break)
+            drop = max(s * (st_end - b_end), s * (st_end - after))
             level = stall["level"]
             drop_noise = drop / noise
             drop_rel = drop / abs(level) if level else math.nan
             if not (drop_noise >= th.min_drop_noise and drop_rel >= th.min_drop_rel):
                 continue
-            # the fall holds: the segment after the descent stays below the stall's end (the
-            # descent's start at a staircase step) by min_drop_noise noise levels (AR wander
-            # drops and comes back)
-            # (a staircase step at the next segment's start is taken out first)
-            if k + 2 < len(segs):
-                nxt = segs[k + 2]
-                at_phase = ctx.nearest_event(nxt["step_start"], th.explain_rel * total, ("phase",)) is not None
-                after = nxt["level"] - (line_at(nxt, nxt["step_start"]) - b_end if at_phase else 0.0)
-                if s * (st_end - after) < th.min_drop_noise * noise:
-                    continue
+            # the fall holds: the curve after the descent stands below the stall's end (the
+            # descent's start at a staircase step) by min_drop_noise noise levels and by
+            # hold_min_z HAC SEs of the two lines' values there (AR wander drops and comes
+            # back); when the descent is the last segment, its own end must stand that far below
+            if s * (st_end - after) < th.min_drop_noise * noise:
+                continue
+            hold_z = s * (st_end - after) / math.hypot(st_end_se, after_se)
+            if not hold_z >= th.hold_min_z:  # (NaN: not shown)
+                continue
             # a slope break is a change of slope that the autocorrelated noise cannot make:
             # the descent is steeper than the stall (its pooled line: a last wander piece of
-            # the stall that happens to rise is no evidence) by min_break_z combined HAC SEs
+            # the stall that happens to rise is no evidence) by min_break_z combined HAC SEs;
+            # or, the fall held, a transition: the descent is shorter than the stall and
+            # steeper than it by held_break_z SEs (a break is an exponential-like fall whose
+            # misfit to one line inflates its HAC SE: 5.7-7 SEs on seed 10)
             break_z = None
             if math.isfinite(stall["se"]) and b.get("slope_se") and b["slope"] is not None:
                 break_z = s * (stall["slope"] - b["slope"]) / math.hypot(stall["se"], b["slope_se"])
-            if not shift_break and (break_z is None or break_z < th.min_break_z):
+            transition = (break_z is not None and break_z >= th.held_break_z
+                          and end_b - b["step_start"] < a["step_end"] - stall_start)
+            if not shift_break and not transition and (break_z is None or break_z < th.min_break_z):
                 continue
             ev_near = ctx.nearest_event(a["step_end"], th.explain_rel * total, _EVENT_KINDS)
             conf = logistic(min((drop_noise - th.min_drop_noise) / th.min_drop_noise,
@@ -142,10 +186,11 @@ def plateau_broken(ctx: RunContext, th: Thresholds) -> list[Finding]:
             ev = dict(metric=m, plateau_start=stall_start, plateau_segment_start=a["step_start"], plateau_end=a["step_end"], share_of_run=share,
                       level=level, drop=drop, drop_noise=drop_noise, drop_rel=drop_rel,
                       stall_change_noise=stall["change"] / noise, stall_segments=k + 1 - i,
-                      broken_by="level_shift" if shift_break else "descent",
+                      broken_by="level_shift" if shift_break else "descent" if break_z >= th.min_break_z else "held_descent",
                       shift_z=jump.get("delta_z") if shift_break else None,
                       explained_by=ev_near["kind"] if ev_near else None,
-                      event=ev_near, min_len_rel=th.min_len_rel, min_drop_noise=th.min_drop_noise, break_z=break_z)
+                      event=ev_near, min_len_rel=th.min_len_rel, min_drop_noise=th.min_drop_noise, break_z=break_z,
+                      hold_z=hold_z, fall_segments=e - k, b_ratio=(end_b - b['step_start']) / max(a['step_end'] - stall_start, 1))
             advice = ("The LR change broke the plateau: decay earlier next time." if ev_near and ev_near["kind"] == "lr_change"
                       else "Nothing logged explains the break: keep checkpoints around it; if stalls recur, try a "
                            "schedule with an earlier decay or a higher peak learning rate.")

@@ -1,5 +1,5 @@
 """PLATEAU_BROKEN recall (the stall judged as one stretch, breaks by a level shift, the
-fall must hold) and PLATEAU stalls cut at logged events (runs named by their generator
+fall must hold, in noise levels and in HAC SEs; held exponential breaks) and PLATEAU stalls cut at logged events (runs named by their generator
 run seed = 1000 x seed + variant, tuning seeds 1-4 only)."""
 
 from __future__ import annotations
@@ -39,6 +39,29 @@ def test_wander_and_staircase_are_not_broken_plateaus(scenario, seed):
     _, found = diagnose_scenario(scenario, seed)
     assert not _of(found, "PLATEAU_BROKEN"), [f.message for f in _of(found, "PLATEAU_BROKEN")]
 
+
+
+@pytest.mark.parametrize("seed,why", [
+    (10004, "exponential break of 12 noise levels at 5.7 slope SEs (one line misfits it); holds 37 SEs below"),
+    (10006, "break at 6.2 slope SEs, the curve after it holds 44 HAC SEs below the stall"),
+    (11012, "the fall goes on through a jump down into a second steep segment (4.2 noise levels to b's end)"),
+])
+def test_held_break_is_found(seed, why):
+    run, found = diagnose_scenario("plateau_broken", seed)
+    label = [e for e in run.expected if e["code"] == "PLATEAU_BROKEN"][0]
+    pb = _of(found, "PLATEAU_BROKEN")
+    assert any(matches(f, label) for f in pb), (why, [(f.step_start, f.step_end, f.evidence) for f in pb])
+
+
+@pytest.mark.parametrize("scenario,seed,why", [
+    ("healthy_sft", 2003, "noisy descent before an epoch step: the fall holds 9.3 HAC SEs, not 14"),
+    ("overfitting", 2004, "noisy descent before an epoch step: holds 7.8 HAC SEs"),
+    ("healthy_step_lr", 10006, "AR(0.9) wander bump at the run's end: its end stands 8.2 HAC SEs below"),
+    ("healthy_noisy_pretrain", 11008, "a 6.9-noise-level drop that holds 10.6 HAC SEs"),
+])
+def test_fall_that_does_not_hold_is_no_break(scenario, seed, why):
+    _, found = diagnose_scenario(scenario, seed)
+    assert not _of(found, "PLATEAU_BROKEN"), (why, [f.message for f in _of(found, "PLATEAU_BROKEN")])
 
 def _stall_run(event_at=None, bump=0.0):
     """Constant LR, a descent to step 5,000 of 10,000, then flat (AR noise 0.5%); an optional
