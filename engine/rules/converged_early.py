@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, group_by_objective, span, tail_progress
+from engine.rules.common import curves, group_by_objective, line_at, sign, span, tail_progress, total_improvement
 
 
 def _still_moving(ctx: RunContext, m: str, th: Thresholds) -> bool:
@@ -23,6 +25,58 @@ def _still_moving(ctx: RunContext, m: str, th: Thresholds) -> bool:
 from engine.rules.converged import converged_state
 
 
+def _line_se(g: dict, step: float) -> float:
+    """Standard error of a segment's fitted line at ``step``: its HAC slope SE times
+    sqrt(L^2/12 + (step - mid)^2) (for about evenly spaced points the level's variance
+    at the mean step is slope_se^2 * L^2 / 12, since Sxx = n L^2 / 12)."""
+    se = g.get("slope_se")
+    if se is None or not math.isfinite(se):
+        return math.nan
+    length, mid = g["step_end"] - g["step_start"], 0.5 * (g["step_start"] + g["step_end"])
+    return se * math.sqrt(length * length / 12.0 + (step - mid) ** 2)
+
+
+def gain_after(ctx: RunContext, m: str, near: int) -> dict:
+    """What the run bought after the near-best step ``near``: the oriented drop from the
+    segment line at ``near`` to the last segment's line at the final step (> 0: the curve
+    still improved), its standard error (the two line SEs, independent segments; one
+    segment: its slope SE times the distance), its z, its share of the total improvement
+    and the number of points after ``near`` (from the median spacing)."""
+    f = ctx.feature(m)
+    segs = [g for g in ctx.segments_of(m) if g.get("slope") is not None and math.isfinite(g["slope"])]
+    end = f.get("final_step")
+    out = dict(gain=math.nan, gain_se=math.nan, gain_z=math.nan, gain_share=math.nan, points_after=0)
+    spacing = ctx.x(m, "median_spacing")
+    if end is not None and math.isfinite(spacing) and spacing > 0:
+        out["points_after"] = int(round((end - near) / spacing))
+    if not segs or end is None:
+        return out
+    g0 = next((g for g in segs if g["step_start"] <= near <= g["step_end"]), None)
+    if g0 is None:  # near falls in a gap between segments: the next segment's line
+        g0 = next((g for g in segs if g["step_start"] > near), segs[-1])
+    g1 = segs[-1]
+    s = sign(ctx, m)
+    gain = s * (line_at(g0, near) - line_at(g1, end))
+    if g0 is g1:
+        se = abs(g0["slope_se"]) * (end - near) if g0.get("slope_se") is not None else math.nan
+    else:
+        se = math.hypot(_line_se(g0, near), _line_se(g1, end))
+    total = total_improvement(ctx, m)
+    out.update(gain=gain, gain_se=se, gain_z=gain / se if math.isfinite(se) and se > 0 else math.nan,
+               gain_share=gain / total if total > 0 else math.nan)
+    return out
+
+
+def bought_more(ga: dict, th: Thresholds) -> bool:
+    """The rest of the run bought more than max_after_share of the total improvement, at
+    min_after_z standard errors: (gain - max_after_share x total) / SE >= min_after_z."""
+    g, se, share = ga["gain"], ga["gain_se"], ga["gain_share"]
+    if not (math.isfinite(g) and math.isfinite(se) and se > 0 and math.isfinite(share) and share > 0):
+        return False
+    excess = g * (1.0 - th.max_after_share / share)  # gain - max_after_share * total
+    return excess / se >= th.min_after_z
+
+
 @rule(code="CONVERGED_EARLY", summary="Most of the improvement came early and the long flat tail could have been saved.")
 def converged_early(ctx: RunContext, th: Thresholds) -> list[Finding]:
     """
@@ -40,9 +94,25 @@ def converged_early(ctx: RunContext, th: Thresholds) -> list[Finding]:
     last quarter still improved by sibling_improving_noise noise levels: a very noisy
     train loss is "within noise of its best" almost from the start while its eval curve
     shows the descent going on.
-    Known false alarms: a schedule whose LR decay is still to come would have bought
-    more later (the power-law check helps only when the fit is plausible); a curve that
-    hides a slow late phase (grokking) behind a flat stretch.
+    "Within noise of the best" says the rest bought little only when the noise band is
+    small next to the total improvement: on a low-SNR curve (a reward model's train loss
+    with 10% noise, whose 2-noise band is a quarter of its improvement; an SFT train
+    loss whose second-epoch staircase step is under two noise levels) the near-best step
+    comes early while the rest of the run still buys a fifth of the improvement. So the
+    gain after the near-best step is measured (gain_after: the segment line at that step
+    minus the last segment's line at the end, with its HAC standard error from the
+    segments' slope SEs) and a curve is not judged converged early when that gain
+    exceeds max_after_share (2%, CONVERGED's max_tail_share) of its total improvement by
+    min_after_z (2) standard errors. Seeds 1-4, 9-12 x16: converged_early labels reach
+    at most +0.7 SE (gain <= 2.5% of the improvement), healthy reward models with rate x
+    total < 6 (labelled not early) +2.6 to +5.8 SE. A curve with fewer than
+    min_points_after points after its near-best step does not carry the claim.
+    Known false alarms: a long power law (a constant-LR pretraining run) gains little
+    as a share of an improvement dominated by its first steps (0.5-2%, yet 10-40 SEs):
+    STILL_IMPROVING supersedes this finding when its tail is significant (see
+    engine/rules/__init__.py PRECEDENCE). A schedule whose LR decay is still to come
+    would have bought more later (the power-law check helps only when the fit is
+    plausible); a curve that hides a slow late phase (grokking) behind a flat stretch.
     """
     out = []
     for obj, ms in group_by_objective(ctx, curves(ctx, min_points=th.min_points)).items():
@@ -54,6 +124,13 @@ def converged_early(ctx: RunContext, th: Thresholds) -> list[Finding]:
             reached = (s["step_near_best"] - s["step_first"]) / s["span"]
             if reached > th.max_reached_rel:
                 continue
+            ga = gain_after(ctx, m, s["step_near_best"])
+            if ga["points_after"] < th.min_points_after:
+                continue  # 2-3 points after the near-best step cannot show a flat rest
+            if bought_more(ga, th):
+                continue  # the rest of the run bought a material, significant share
+            s.update(gain_after=ga["gain"], gain_after_se=ga["gain_se"], gain_after_share=ga["gain_share"],
+                     points_after=ga["points_after"])
             s["reached_rel"] = reached
             s["saved_rel"] = (s["final_step"] - s["step_near_best"]) / s["span"]
             states.append(s)

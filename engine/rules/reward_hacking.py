@@ -161,11 +161,16 @@ def reward_hacking(ctx: RunContext, th: Thresholds) -> list[Finding]:
     Known false alarms: a gold/eval curve with very few points (min_gold_points); a KL
     that grows because the task legitimately needs a large policy change; a proxy
     reward that is itself a held-out metric mislabelled as train.
-    Known misses: a gold that turns over mid-run and gives back only 6-8% of its gain by
-    the end (20 evals, 7-9 after the peak): the end sits 1-3 noise levels under the
-    smoothed best, which a saturating gold's best-of-many-points also reaches; the
-    evidence is the slope of the points after the best (t <= -3 on seeds 1-4), which
-    the analysis tables do not yet carry.
+    Known misses (seeds 1-4, 9-12 x16: 9 of 128 labels, all gold_falls; every KL runaway
+    is found): (a) a 7-point gold whose smoothed best is its 5th point (2 evals after
+    it): the drop is 8-20% of the gain, but both noise estimates read the curve's rise
+    and turn as noise (0.09-0.13 against a true 0.03), so it is 0.8-1.5 noise levels, and
+    2 points after the best carry no slope test; a curvature-free noise (second
+    differences) would need the analysis to carry it; (b) a 10-20 point gold whose
+    turnover comes at 50-60% of the run: by the end it gave back 1-7% of its gain
+    (0.1-2.2 noise levels) and its points after the best decline at one-sided p
+    0.02-0.44: weaker than max_decline_p (at p <= 0.05 one saturated healthy gold in 20
+    with a best mid-run would decline by chance).
     """
     out = []
     for objective in sorted({ctx.role(m)["objective"] for m in proxies(ctx)}):
