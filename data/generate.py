@@ -133,7 +133,9 @@ def ar1(rng, n, phi):
     if phi == 0.0 or n == 0:
         return z
     out = np.empty(n)
-    block = 128
+    # phi^-(block-1) must stay finite: a phi near 0 (healthy_sft draws phi from 0.001)
+    # overflowed at 128 (NaN noise in a "healthy" run); shorter blocks are just as exact
+    block = int(max(1, min(128, 600.0 / -math.log(abs(phi))))) if abs(phi) < 1.0 else 128
     k = np.arange(block, dtype=np.float64)
     up, down = phi ** (-k), phi ** k
     prev = rng.standard_normal()  # stationary start
