@@ -859,9 +859,14 @@ def plateau_broken(rng, name):
     clean[k1:] = b["clean"][k1:] + (held - b["clean"][k1]) - drop * (1 - np.exp(-(steps[k1:] - end) / (0.02 * total)))
     train = clean * (1 + b["noise_rel"] * ar1(rng, len(steps), b["phi"]))
     _emit_pretrain(run, b, train=train)
-    run.expect("PLATEAU_BROKEN", ["train/loss"], at, end, _tol(total, every, 0.05))
+    # the stall starts where the data are flat: where the clean curve comes within one
+    # noise sd of the held level (PLATEAU's label rule); on a slow descent that is before
+    # the hold step, which no data can tell from the hold (the hold step stays in params)
+    above = np.flatnonzero(b["clean"][:k0] - held > b["noise_rel"] * held)
+    flat_from = int(steps[above[-1] + 1]) if above.size else int(steps[0])
+    run.expect("PLATEAU_BROKEN", ["train/loss"], flat_from, end, _tol(total, every, 0.05))
     run.tolerate("PLATEAU", "REGIME_SHIFT", "STILL_IMPROVING", "CONVERGED")
-    run.params.update(stall_at=at, break_at=end)
+    run.params.update(stall_at=at, break_at=end, flat_from=flat_from)
     return run
 
 
