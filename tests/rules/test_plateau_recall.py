@@ -111,3 +111,41 @@ def test_explained_shift_bump_is_not_a_stall():
     # the stall walked back over the event to 5,340 (56% of the run, a warning on a healthy run)
     run, found = diagnose_scenario("explained_shift", 1092)
     assert not _of(found, "PLATEAU"), [f.message for f in _of(found, "PLATEAU")]
+
+
+# round 3 (tuning seeds 17-24 added): wander dips inside the stall, the two lines' knees at
+# the stall's start and end, and a fall that only takes back a rise at the stall's end
+
+
+@pytest.mark.parametrize("seed,why", [
+    (19000, "AR(0.75) stall with a 9.3-noise-level wander dip: the walk stopped there, start 1.75 tol late"),
+    (20004, "AR(0.72) dip of 6.8 noise levels ending 4.3 below the plateau after it: start 2.97 tol late"),
+    (24007, "AR(0.87) dip of 12 noise levels taken back by an ascent: stall 8.5% of the run, no finding"),
+    (17004, "the first 1,100 steps of the stall merged into the descent before it: knee 0.11 tol, boundary 1.12"),
+    (19002, "a wander rise merged into the break's descent (starts 6.7 noise levels above): knee 0.41 tol, boundary 1.05"),
+])
+def test_dips_and_knees_are_found(seed, why):
+    run, found = diagnose_scenario("plateau_broken", seed)
+    label = [e for e in run.expected if e["code"] == "PLATEAU_BROKEN"][0]
+    pb = _of(found, "PLATEAU_BROKEN")
+    assert any(matches(f, label) for f in pb), (why, [(f.step_start, f.step_end, f.evidence) for f in pb])
+
+
+@pytest.mark.parametrize("seed", [21008, 9002, 10002])
+def test_an_approach_is_no_wander_dip(seed):
+    # a descent that ends at the stall's level (not below it) is the stall's approach: a flat
+    # pooled stretch alone took 6-8 noise-level approaches into long stalls (0.6-0.97 tol early)
+    run, found = diagnose_scenario("plateau_broken", seed)
+    label = [e for e in run.expected if e["code"] == "PLATEAU_BROKEN"][0]
+    pb = [f for f in _of(found, "PLATEAU_BROKEN") if matches(f, label)]
+    assert pb and abs(pb[0].step_start - label["step_start"]) <= 0.5 * label["tolerance_steps"], \
+        [(f.step_start, f.step_end) for f in _of(found, "PLATEAU_BROKEN")]
+
+
+@pytest.mark.parametrize("scenario,seed,why", [
+    ("loss_spike", 20011, "slow spike: the fall after its rise ends 0.6 noise levels below where the rise began"),
+    ("healthy_noisy_pretrain", 22006, "AR(0.95) wander bump of 9.4 noise levels coming down: 2.3 below its start"),
+])
+def test_a_fall_that_takes_back_a_rise_is_no_break(scenario, seed, why):
+    _, found = diagnose_scenario(scenario, seed)
+    assert not _of(found, "PLATEAU_BROKEN"), (why, [f.message for f in _of(found, "PLATEAU_BROKEN")])
