@@ -954,7 +954,9 @@ def overfitting(rng, name):
         flat = max(best - int(s[lo - 1]), int(s[hi - 1]) - best)
         run.expect("OVERFITTING", [n["tl"], n["vl"]], best, int(s[-1]),
                    int(max(4 * spacing, 0.1 * (s[-1] - s[0]), flat)))
-        run.tolerate("GENERALIZATION_GAP", "CONVERGED", "CONVERGED_EARLY")
+        # the train loss nears its floor by the val best and then keeps falling 1% per
+        # epoch (_classifier): a flat stretch that resumes, which PLATEAU_BROKEN may report
+        run.tolerate("GENERALIZATION_GAP", "CONVERGED", "CONVERGED_EARLY", "PLATEAU_BROKEN")
     else:
         b = _sft(rng, run, epochs=int(rng.integers(3, 6)), eval_mode="steps", overfit=True)
         steps = run.curves["eval_loss"][0]
