@@ -37,9 +37,9 @@ Decisions (and why):
   boundary, in noise units; those above ``shift_noise`` are listed in extra ``shifts``
   (step, delta, delta_noise, and delta_spread: the jump in units of the robust spread
   of the raw points around the two fitted lines, which includes a slow AR wander that
-  the residual noise around the smoother hides; and delta_local: the median of the
-  ``local_points`` raw points just after the boundary minus that just before, which a
-  step shows at full size and a slow wander does not).
+  the residual noise around the smoother hides; and delta_z: the jump over the
+  Newey-West standard error of the two lines' values at the boundary, which a step of the
+  level passes by far and two lines fitted through autocorrelated wander do not).
 - After the best (extra ``after_best_points``, ``after_best_slope``,
   ``after_best_slope_se``, ``after_best_mean``): an OLS line through the raw points after
   the best step, the best itself left out (a gold reward that turned over late declines
@@ -99,7 +99,6 @@ class AnalysisParams:
     ci_z: float = 1.96  # two-sided 95% interval for the equivalence test
     shift_noise: float = 4.0  # a jump at a breakpoint above this many noise units is a level shift...
     min_shift_points: int = 8  # ...when both sides hold at least this many raw points
-    local_points: int = 5  # raw points each side of a shift whose medians give its delta_local
     spike_window: int = 101
     spike_threshold_z: float = 8.0  # in local noise units (difference-based: below the marginal sd on AR noise)
     baseline_window: int = 41  # centred rolling median the spike search detrends with (points)
@@ -660,21 +659,6 @@ def _segments(s, x, ws, wx, smooth, resid, bounds, p: AnalysisParams, span, fall
             var += g["level_se"] ** 2 + ((tb - g["t_mean"]) * g["se"]) ** 2
         return float(d / math.sqrt(var)) if var > 0 else None
 
-    def local_jump(left, right):
-        """Median of the first local_points raw points after the boundary minus that of
-        the last ones before it (past one working block each side, where the multi-scale
-        search may have placed the boundary up to a block off). A step in the level shows
-        here at its full size; the slow wander of autocorrelated noise, which two fitted
-        lines can make look like a jump, moves little between neighbouring points."""
-        b = left["rb"]
-        k = max(int(bounds[left["b"]] - bounds[left["b"] - 1]), int(bounds[right["a"] + 1] - bounds[right["a"]]))
-        off = k if k > 1 else 0
-        w = p.local_points
-        lo, hi = x[max(left["ra"], b - off - w):max(left["ra"], b - off)], x[b + off:min(right["rb"], b + off + w)]
-        if lo.size == 0 or hi.size == 0:
-            return None
-        return float(np.median(hi) - np.median(lo))
-
     shifts = []
     for left, right in zip(segs[:-1], segs[1:]):
         d, dz = jump(left, right)
@@ -685,10 +669,10 @@ def _segments(s, x, ws, wx, smooth, resid, bounds, p: AnalysisParams, span, fall
         if left["shift_after"]:
             sp = max((v for v in (line_spread(left), line_spread(right)) if math.isfinite(v)), default=math.nan)
             # delta_spread: the jump in units of the marginal spread around the two lines;
-            # delta_local: the jump seen right at the boundary (see local_jump)
+            # delta_z: in HAC standard errors of the difference (see jump_z)
             shifts.append(dict(step=int(s[right["ra"]]), delta=float(d), delta_noise=float(dz),
                                delta_spread=float(d / sp) if sp and math.isfinite(sp) and sp > 0 else None,
-                               delta_local=local_jump(left, right), delta_z=jump_z(left, right, d)))
+                               delta_z=jump_z(left, right, d)))
     # merge neighbours of the same kind not separated by a level shift
     merged = [segs[0]] if segs else []
     for seg in segs[1:]:

@@ -6,6 +6,9 @@ import math
 
 from engine.rules.base import RunContext
 
+# logged changes that explain a jump of the loss (REGIME_SHIFT, LOSS_SPIKE)
+CHANGE_EVENTS = ("lr_change", "data_refresh", "resume", "phase")
+
 SCORED_KINDS = ("loss", "perplexity", "accuracy", "reward")
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, finite_points, line_at, span, taken_back
-
-_EVENT_KINDS = ("lr_change", "data_refresh", "resume", "phase")
+from engine.rules.common import CHANGE_EVENTS, curves, finite_points, line_at, span, taken_back
 
 
 @rule(code="LOSS_SPIKE", summary="The training loss jumped far above its local level, with a recovery class.")
@@ -76,6 +74,7 @@ def loss_spike(ctx: RunContext, th: Thresholds) -> list[Finding]:
         why_fast = ("recurring at a high rate" if recurring else "") + (" and " if recurring and growing else "") + \
             ("growing" if growing else "")
         summarise_fast = len(fast) > th.max_fast_findings
+        total = span(ctx, m)
         for s in spikes:
             cls = s["cls"]
             if summarise_fast and cls == "fast":
@@ -93,8 +92,7 @@ def loss_spike(ctx: RunContext, th: Thresholds) -> list[Finding]:
                    "unjudged": "info"}[cls]
             # a jump at a logged change (a data refresh, an LR warm restart, a resume) is that
             # change's doing, not a bad batch: info, citing the event
-            span = (final_step - f["step_first"]) if final_step is not None and f.get("step_first") is not None else 0
-            event = ctx.nearest_event(s["step"], th.explain_rel * span, _EVENT_KINDS) if span > 0 else None
+            event = ctx.nearest_event(s["step"], th.explain_rel * total, CHANGE_EVENTS) if total > 0 else None
             if event is not None and sev == "warning":
                 sev = "info"
             msg = (f"{m} spiked to {fmt(s['value'])} at step {fmt_step(s['step'])}, {fmt(s['height'])} noise levels "
@@ -158,7 +156,7 @@ def _transients(ctx: RunContext, m: str, th: Thresholds) -> list[Finding]:
         if back is None or back < th.min_taken_back or right is None:
             continue
         step, end = int(sh["step"]), _recovery_end(ctx, m, sh["step"], d, back, abs(d / dz))
-        event = ctx.nearest_event(step, th.explain_rel * total, _EVENT_KINDS) if total and total > 0 else None
+        event = ctx.nearest_event(step, th.explain_rel * total, CHANGE_EVENTS) if total and total > 0 else None
         peak = line_at(right, step)
         msg = (f"{m} jumped by {fmt(abs(d))} ({fmt(abs(dz))} noise levels) at step {fmt_step(step)} to about "
                f"{fmt(peak)} and decayed back by {pct(min(back, 1.0))} of the jump over the next "

@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 
 from engine.rules.base import Finding, RunContext, Thresholds, fmt, fmt_step, logistic, pct, rule
-from engine.rules.common import curves, finite_points, span, taken_back
-
-_EVENT_KINDS = ("lr_change", "data_refresh", "resume", "phase")
+from engine.rules.common import CHANGE_EVENTS, curves, finite_points, span, taken_back
 
 
 def _spacing(ctx: RunContext, sh: dict) -> float:
@@ -81,7 +79,7 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
                 continue  # a spike's tail seen as a jump: LOSS_SPIKE reports it
             # at a logged event (LR change, data refresh, resume, phase) a change is expected
             # there: a smaller jump is believable than anywhere else in the run
-            at_event = ctx.nearest_event(s["step"], th.explain_rel * span(ctx, m), _EVENT_KINDS) is not None
+            at_event = ctx.nearest_event(s["step"], th.explain_rel * span(ctx, m), CHANGE_EVENTS) is not None
             need_noise = th.min_shift_noise_at_event if at_event else th.min_shift_noise
             need_spread = th.min_shift_spread_at_event if at_event else th.min_shift_spread
             if dz is None or d is None or abs(dz) < need_noise:
@@ -118,13 +116,13 @@ def regime_shift(ctx: RunContext, th: Thresholds) -> list[Finding]:
         group.sort(key=lambda t: (ctx.role(t["metric"])["split"] not in ("train", "none"), t["metric"]))
         lead = group[0]
         within = th.explain_rel * lead["span"]
-        ev = ctx.nearest_event(lead["step"], within, _EVENT_KINDS)
+        ev = ctx.nearest_event(lead["step"], within, CHANGE_EVENTS)
         if ev is None:
             # a sparse (eval) curve sees a change at its first point after it: an event
             # since the previous point of each shifted curve explains the jump
             for g in group:
                 gap = _spacing(ctx, g)
-                cands = ctx.events_in(g["step"] - max(within, gap), g["step"], _EVENT_KINDS)
+                cands = ctx.events_in(g["step"] - max(within, gap), g["step"], CHANGE_EVENTS)
                 if cands:
                     ev = cands[-1]
                     break

@@ -30,14 +30,55 @@ def events_frame(run):
                                 "source": pl.String})
 
 
-def diagnose_scenario(scenario: str, seed: int, thresholds=None):
-    """(Run, list of Finding) for one generated scenario."""
+def _rules_on(run, t, thresholds=None):
     from engine.rules import run_rules
     from engine.rules.base import RunContext
-    run, t = analysed(scenario, seed)
     ctx = RunContext(run.name, features=t["features"], segments=t["segments"], spikes=t["spikes"],
                      metrics=t["metrics"], events=t["events"])
-    return run, run_rules(ctx, thresholds)
+    return run_rules(ctx, thresholds)
+
+
+def diagnose_scenario(scenario: str, seed: int, thresholds=None):
+    """(Run, list of Finding) for one generated scenario."""
+    run, t = analysed(scenario, seed)
+    return run, _rules_on(run, t, thresholds)
+
+
+def diagnose_run(run, thresholds=None):
+    """List of Finding for a Run built in a test (not cached)."""
+    from engine.diagnose import analyse_frames
+    return _rules_on(run, analyse_frames(gen.curves_frame(run), gen.metrics_frame(run), events_frame(run)),
+                     thresholds)
+
+
+def of(findings, code):
+    """The findings of one code."""
+    return [f for f in findings if f.code == code]
+
+
+def found(code, scenario, seed):
+    """(Run, findings of ``code``) for one generated scenario."""
+    run, findings = diagnose_scenario(scenario, seed)
+    return run, of(findings, code)
+
+
+def assert_fires(code, scenario, seed):
+    """Every label of ``code`` in the scenario is matched by a finding; returns the findings."""
+    run, got = found(code, scenario, seed)
+    labels = [e for e in run.expected if e["code"] == code]
+    assert labels, f"{scenario} seed {seed} has no {code} label"
+    for lab in labels:
+        assert any(matches(f, lab) for f in got), (
+            f"{code} missed {scenario} seed {seed}: label {lab}; found "
+            f"{[(f.metrics, f.step_start, f.step_end, f.message) for f in got]}")
+    return got
+
+
+def assert_quiet(code, scenario, seed, severities=("info", "warning", "critical")):
+    """No finding of ``code`` (of these severities) in the scenario."""
+    run, got = found(code, scenario, seed)
+    bad = [f for f in got if f.severity in severities]
+    assert not bad, f"{code} fired on {scenario} seed {seed}: {[f.message for f in bad]}"
 
 
 def codes(findings, severities=("info", "warning", "critical")):

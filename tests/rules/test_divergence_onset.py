@@ -12,27 +12,8 @@ whose flat fits promise ~1% loosely, and cosine runs stay quiet.
 
 import pytest
 
-from tests.rules.helpers import diagnose_scenario, matches
-
-
-def _of(code, scenario, seed):
-    run, findings = diagnose_scenario(scenario, seed)
-    return run, [f for f in findings if f.code == code]
-
-
-def _fires(code, scenario, seed):
-    run, got = _of(code, scenario, seed)
-    labels = [e for e in run.expected if e["code"] == code]
-    assert labels
-    for lab in labels:
-        assert any(matches(f, lab) for f in got), (
-            f"{code} {scenario} seed {seed}: label {lab}, found {[(f.step_start, f.step_end) for f in got]}")
-    return got
-
-
-def _quiet(code, scenario, seed):
-    _, got = _of(code, scenario, seed)
-    assert not got, f"{code} fired on {scenario} seed {seed}: {[f.message for f in got]}"
+from tests.rules.helpers import assert_fires as _fires
+from tests.rules.helpers import assert_quiet as _quiet
 
 
 # ---------------------------------------------------------------- DIVERGENCE onset

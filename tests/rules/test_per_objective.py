@@ -13,29 +13,10 @@ import numpy as np
 import pytest
 
 from data import generate as gen
+from tests.rules.helpers import assert_fires as _assert_fires
+from tests.rules.helpers import assert_quiet as _assert_quiet
 from tests.rules.helpers import diagnose_scenario, matches
-
-
-def _found(code, scenario, seed):
-    run, findings = diagnose_scenario(scenario, seed)
-    return run, [f for f in findings if f.code == code]
-
-
-def _assert_fires(code, scenario, seed):
-    run, got = _found(code, scenario, seed)
-    labels = [e for e in run.expected if e["code"] == code]
-    assert labels, f"{scenario} seed {seed} has no {code} label"
-    for lab in labels:
-        assert any(matches(f, lab) for f in got), (
-            f"{code} missed {scenario} seed {seed}: label {lab}; found "
-            f"{[(f.metrics, f.step_start, f.step_end, f.message) for f in got]}")
-    return got
-
-
-def _assert_quiet(code, scenario, seed, severities=("info", "warning", "critical")):
-    run, got = _found(code, scenario, seed)
-    bad = [f for f in got if f.severity in severities]
-    assert not bad, f"{code} fired on {scenario} seed {seed}: {[f.message for f in bad]}"
+from tests.rules.helpers import found as _found
 
 
 # ---------------------------------------------------------------- NONFINITE

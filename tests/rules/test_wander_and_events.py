@@ -12,10 +12,15 @@ from __future__ import annotations
 import pytest
 
 from tests.rules.helpers import analysed, diagnose_scenario, matches
+from tests.rules.helpers import of as _of
 
 
-def _of(findings, code):
-    return [f for f in findings if f.code == code]
+def _extra(scenario, seed, metric):
+    """The analysis' extra features of one curve of a generated scenario."""
+    import json
+    _, t = analysed(scenario, seed)
+    extra = t["features"].filter(t["features"]["metric"] == metric)["extra"][0]
+    return json.loads(extra) if isinstance(extra, str) else extra
 
 
 def test_ar_wander_is_not_a_regime_shift():
@@ -23,10 +28,7 @@ def test_ar_wander_is_not_a_regime_shift():
     # at step 2,430 that the noise made (delta_spread 5.7, but only ~10 HAC SEs)
     run, found = diagnose_scenario("healthy_noisy_pretrain", 3011)
     assert not _of(found, "REGIME_SHIFT"), [f.message for f in _of(found, "REGIME_SHIFT")]
-    _, t = analysed("healthy_noisy_pretrain", 3011)
-    import json
-    extra = t["features"].filter(t["features"]["metric"] == "train/loss")["extra"][0]
-    shifts = (json.loads(extra) if isinstance(extra, str) else extra)["shifts"]
+    shifts = _extra("healthy_noisy_pretrain", 3011, "train/loss")["shifts"]
     assert shifts and all(s["delta_z"] is not None and abs(s["delta_z"]) < 14 for s in shifts)
 
 
@@ -83,10 +85,7 @@ def test_late_gold_turnover_counts_by_its_decline_after_the_best():
     assert rh and matches(rh[0], label)
     gold = [d for d in rh[0].evidence["details"] if d["kind"] == "gold_falls"]
     assert gold and all(g["gold_drop_rel_of_gain"] < 0.1 and g["gold_decline_p"] <= 0.01 for g in gold)
-    _, t = analysed("reward_hacking", 4002)
-    import json
-    extra = t["features"].filter(t["features"]["metric"] == "eval/gold_reward")["extra"][0]
-    extra = json.loads(extra) if isinstance(extra, str) else extra
+    extra = _extra("reward_hacking", 4002, "eval/gold_reward")
     assert extra["after_best_points"] == 9 and extra["after_best_slope"] < 0
 
 
